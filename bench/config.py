@@ -1,0 +1,140 @@
+"""Configuration dataclasses and presets.
+
+Every paper hyperparameter is a named default here, with the paper section it comes from. The
+``paper`` preset is these defaults; the other presets are named overrides of them, and every
+record stores the fully resolved config plus the preset name, so a reduced run can never pass
+for the paper's configuration.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from bench.errors import BenchError
+
+
+@dataclass(frozen=True)
+class FeatureConfig:
+    """The shared feature pipeline of DifferNet, OCSVM and 1-NN (Sec. 3, Fig. 2, Sec. 4.2-4.3)."""
+
+    backbone: str = "alexnet"  # Sec. 4.2: convolutional part of AlexNet, ImageNet weights, frozen
+    image_size: int = 448  # Sec. 4.2: largest input size 448 x 448
+    scales: tuple[int, ...] = (448, 224, 112)  # Sec. 4.2: 3 scales -> 3 x 256 = 768 features
+    downscale_mode: str = "bilinear"  # paper silent; the original code used nearest (F.interpolate)
+    rotation_degrees: float = 360.0  # Sec. 4.2: rotations uniform in [0, 2 pi]
+    # Sec. 4.2: brightness and contrast factors uniform in [0.85, 1.15], for MTD only.
+    # None = decided by the dataset (DatasetSpec.photometric); True/False forces it.
+    photometric: bool | None = None
+    photometric_range: tuple[float, float] = (0.85, 1.15)  # Sec. 4.2
+    rotation_interpolation: str = "bilinear"  # paper silent; torchvision's RandomRotation: nearest
+    multi_scale: bool = True  # Table 3 (A, B: off)
+    train_transforms: bool = True  # Table 3 (A, C: off)
+    n_test_transforms: int = 64  # Sec. 4.5, Table 3 G: 64 (1 = the untransformed image only)
+    test_transform_mode: str = "random"  # random draws as the original code; "even": evenly spaced rotations
+    # Ours: training transforms are drawn once per image and their features kept in a bank, since
+    # the extractor is frozen. "recompute" draws fresh transforms every epoch as the original code.
+    feature_mode: str = "bank"
+    n_bank_transforms: int = 64  # transforms per training image in the bank (ours)
+    extract_batch_size: int = 32  # throughput only
+
+
+@dataclass(frozen=True)
+class DifferNetConfig(FeatureConfig):
+    """DifferNet (Sec. 3 and 4.2). Defaults are the paper's; see ``PRESETS`` for the others."""
+
+    n_coupling_blocks: int = 8  # Sec. 4.2
+    subnet_hidden: int = 2048  # Sec. 4.2: hidden dense layers of 2048 neurons
+    subnet_layers: int = 3  # Sec. 4.2: 3 hidden layers with ReLU
+    clamp_alpha: float = 3.0  # Sec. 3.1.1 Eq. 2 and Sec. 4.2: alpha = 3
+    lr: float = 2e-4  # Sec. 4.2
+    adam_betas: tuple[float, float] = (0.9, 0.999)  # Sec. 4.2: "author-suggested" Adam betas
+    adam_eps: float = 1e-8  # Adam's default (paper silent)
+    weight_decay: float = 0.0  # paper silent
+    epochs: int = 192  # Sec. 4.2
+    batch_size: int = 96  # Sec. 4.2
+    transforms_per_image: int = 4  # per epoch; the original code (paper silent): 24 images x 4
+    loss_per_dim: bool = False  # original code divides the loss by the feature dimension
+    score: str = "latent_nll"  # Eq. 5: mean over transforms of -log p_Z(z); "nll" adds log|det J|
+    eval_every: int = 0  # epochs between test-set evaluations (0 = only after the last epoch)
+    localize_sigma: float = 4.0  # Sec. 3.3 Eq. 7: Gaussian blur of the gradient maps (paper silent on sigma)
+    localize_rotations: int = 4  # Sec. 3.3: maps of several rotations, rotated back and averaged
+
+
+# Named overrides of the paper defaults, per method. Each entry says what it reduces.
+PRESETS: dict[str, dict[str, dict[str, Any]]] = {
+    "differnet": {
+        "paper": {},
+        # For a 2-core CPU: same image sizes, scales and transform distribution; a bank of 4
+        # training transforms per image, 8 test transforms, a 512-wide flow and 40 epochs.
+        "fast": dict(
+            n_bank_transforms=4, n_test_transforms=8, subnet_hidden=512, epochs=40,
+        ),
+        # For tests and the smoke suite: 64-pixel images, 4 transforms, a 2-block 64-wide flow,
+        # 25 epochs of batches of 32.
+        "tiny": dict(
+            image_size=64, scales=(64, 32, 16), n_bank_transforms=4, n_test_transforms=4,
+            n_coupling_blocks=2, subnet_hidden=64, epochs=25, batch_size=32,
+        ),
+        # The original code's values where it departs from the paper text (DESIGN.md).
+        "code": dict(
+            adam_betas=(0.8, 0.8), adam_eps=1e-4, weight_decay=1e-5, loss_per_dim=True,
+            downscale_mode="nearest", rotation_interpolation="nearest", eval_every=8,
+            feature_mode="recompute",
+        ),
+    },
+}
+
+REDUCED_PRESETS = frozenset({"fast", "tiny"})
+
+
+def config_from_dict(cls: type, values: dict[str, Any]) -> Any:
+    """Build ``cls`` from plain values (lists become tuples), rejecting unknown names."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(values) - names
+    if unknown:
+        raise BenchError(
+            f"unknown option(s) {', '.join(sorted(unknown))} for {cls.__name__}; "
+            f"valid ones are {', '.join(sorted(names))}."
+        )
+    clean = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
+    return cls(**clean)
+
+
+def resolve_config(
+    config_cls: type, presets: dict[str, dict[str, Any]], preset: str, overrides: dict[str, Any]
+) -> Any:
+    """The paper defaults, then the preset's overrides, then the user's overrides."""
+    if preset not in presets:
+        raise BenchError(f"unknown preset {preset!r}; choose one of {', '.join(presets)}.")
+    values = {**presets[preset], **{k: v for k, v in overrides.items() if v is not None}}
+    return config_from_dict(config_cls, values)
+
+
+def config_to_dict(config: Any) -> dict[str, Any]:
+    return dataclasses.asdict(config)
+
+
+def config_hash(config: Any) -> str:
+    """A short stable hash of a resolved config (part of a result's identity)."""
+    blob = json.dumps(config_to_dict(config), sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:10]
+
+
+def differences_from_paper(config: Any) -> dict[str, Any]:
+    """The fields where ``config`` departs from its class's paper defaults."""
+    default = type(config)()
+    return {
+        f.name: getattr(config, f.name)
+        for f in dataclasses.fields(config)
+        if getattr(config, f.name) != getattr(default, f.name)
+    }
+
+
+__all__ = [
+    "DifferNetConfig", "FeatureConfig", "PRESETS", "REDUCED_PRESETS", "config_from_dict",
+    "config_hash", "config_to_dict", "differences_from_paper", "resolve_config",
+]

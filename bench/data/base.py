@@ -1,0 +1,92 @@
+"""What every dataset yields: labelled image samples grouped into a train/test split."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from bench.errors import BenchError
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+NORMAL = "good"
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One image. ``label`` is 0 for defect-free, 1 for defective; ``defect`` is the folder name."""
+
+    path: Path
+    label: int
+    defect: str = NORMAL
+    mask_path: Path | None = None
+
+    @property
+    def name(self) -> str:
+        return f"{self.defect}/{self.path.name}"
+
+
+@dataclass
+class Split:
+    """The train (defect-free only) and test samples of one dataset category."""
+
+    dataset: str
+    category: str
+    train: list[Sample]
+    test: list[Sample]
+    meta: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.train:
+            raise BenchError(
+                f"{self.dataset}/{self.category} has no training images: put defect-free images "
+                "in <category>/train/good."
+            )
+        if any(s.label != 0 for s in self.train):
+            raise BenchError(f"{self.dataset}/{self.category}: training images must all be defect-free.")
+        labels = {s.label for s in self.test}
+        if labels != {0, 1}:
+            raise BenchError(
+                f"{self.dataset}/{self.category} needs both defect-free (test/good) and defective "
+                "(test/<defect>) test images to compute an AUROC; add the missing kind."
+            )
+
+
+def few_shot(train: list[Sample], shots: int | None, seed: int) -> list[Sample]:
+    """A seeded random subset of ``shots`` training images (all of them when ``shots`` is None)."""
+    if shots is None or shots >= len(train):
+        if shots is not None and shots > len(train):
+            raise BenchError(
+                f"asked for {shots} training images but only {len(train)} exist; pick --shots "
+                f"of at most {len(train)}."
+            )
+        return list(train)
+    if shots < 1:
+        raise BenchError(f"--shots must be at least 1, got {shots}.")
+    rng = np.random.default_rng([seed, shots])
+    chosen = rng.choice(len(train), size=shots, replace=False)
+    return [train[i] for i in sorted(chosen)]
+
+
+def load_image(path: Path) -> Image.Image:
+    """Open an image as RGB (grayscale replicated to 3 channels), or say which file is broken."""
+    try:
+        with Image.open(path) as img:
+            img.load()
+            return img.convert("RGB")
+    except FileNotFoundError:
+        raise BenchError(f"image {path} does not exist; check the dataset folder.") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
+        raise BenchError(
+            f"image {path} cannot be read ({type(err).__name__}); replace or delete the corrupt file."
+        ) from None
+
+
+def load_mask(sample: Sample, size: tuple[int, int]) -> np.ndarray:
+    """The sample's binary defect mask at ``size`` (W, H); all zeros when it has none."""
+    if sample.mask_path is None:
+        return np.zeros((size[1], size[0]), dtype=bool)
+    with Image.open(sample.mask_path) as mask:
+        return np.asarray(mask.convert("L").resize(size, Image.NEAREST)) > 0

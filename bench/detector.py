@@ -1,0 +1,93 @@
+"""The one interface every method implements, and the registry that finds methods by name.
+
+A method is a class with scikit-learn manners: hyperparameters in ``__init__`` (one config
+dataclass plus the run context), learned state set in ``fit`` with names ending in ``_``,
+``fit`` returns ``self``, ``score`` never refits. Adding a method means one module and one
+``@register_method`` line; the runner never special-cases a method.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+from bench.data.base import Sample
+from bench.errors import BenchError
+
+
+@runtime_checkable
+class Detector(Protocol):
+    def fit(self, train: Sequence[Sample]) -> Detector: ...
+
+    def score(self, test: Sequence[Sample]) -> np.ndarray:
+        """One anomaly score per sample; higher means more anomalous."""
+        ...
+
+
+@dataclass
+class RunContext:
+    """What a detector gets from the runner besides its hyperparameters."""
+
+    seed: int = 0
+    device: str = "cpu"
+    cache_dir: Path | None = None  # where feature banks may be cached between runs
+    progress: bool = False
+    # Called as monitor(detector, epoch) every ``eval_every`` epochs when a config asks for it;
+    # the runner uses it to record test AUROC during training (reported as test-set selection).
+    monitor: Callable[[Any, int], float] | None = None
+    info: dict[str, Any] = field(default_factory=dict)  # extra facts a detector wants recorded
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    name: str
+    cls: type
+    config_cls: type
+    presets: dict[str, dict[str, Any]]
+    paper_name: str | None  # column name in the paper's Tables 1 and 2
+    uses_backbone: bool  # whether --backbone applies
+    note: str = ""  # e.g. that a method follows a different paper than the one cited
+
+
+METHODS: dict[str, MethodSpec] = {}
+
+
+def register_method(
+    name: str,
+    *,
+    config_cls: type,
+    presets: dict[str, dict[str, Any]],
+    paper_name: str | None,
+    uses_backbone: bool = False,
+    note: str = "",
+) -> Callable[[type], type]:
+    def decorate(cls: type) -> type:
+        METHODS[name] = MethodSpec(name, cls, config_cls, presets, paper_name, uses_backbone, note)
+        return cls
+
+    return decorate
+
+
+def _load_builtin_methods() -> None:
+    # Importing the modules runs their @register_method lines.
+    import baselines  # noqa: F401
+    import bench.differnet  # noqa: F401
+
+
+def get_method(name: str) -> MethodSpec:
+    _load_builtin_methods()
+    try:
+        return METHODS[name]
+    except KeyError:
+        raise BenchError(
+            f"unknown method {name!r}; choose from {', '.join(sorted(METHODS))}."
+        ) from None
+
+
+def available_methods() -> list[str]:
+    _load_builtin_methods()
+    return sorted(METHODS)

@@ -1,0 +1,217 @@
+"""DifferNet (Rudolph, Wandt, Rosenhahn, WACV 2021): a normalizing flow on frozen multi-scale
+features of transformed images (Sec. 3), scored by the mean negative log-likelihood over test
+transforms (Eq. 5), localised by gradient maps (Sec. 3.3, Eq. 7).
+
+``DifferNetFlow`` is the pure ``nn.Module`` (FrEIA blocks, no training loop, no I/O);
+``DifferNet`` is the Detector around it.
+
+>>> import torch
+>>> flow = DifferNetFlow(dim=8, n_blocks=2, hidden=16, layers=3, alpha=3.0, seed=0)
+>>> flow.nll(torch.zeros(4, 8)).shape
+torch.Size([4])
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+
+import FrEIA.framework as Ff
+import FrEIA.modules as Fm
+import numpy as np
+import torch
+import torchvision.transforms.v2.functional as TF
+from torch import nn
+from tqdm import tqdm
+
+from bench.config import PRESETS, DifferNetConfig
+from bench.data.base import Sample
+from bench.detector import register_method
+from bench.features import extract, load_tensor
+from bench.pipeline import STREAM_EPOCHS, FeaturePipelineDetector
+from bench.transforms import normalize, train_transforms
+
+
+class AtanClamp:
+    """f such that FrEIA's ``clamp * f(s)`` is Eq. 2: (2 alpha / pi) * atan(s / alpha).
+
+    FrEIA's built-in "ATAN" computes alpha * 0.636 * atan(s), which is not Eq. 2.
+    """
+
+    def __init__(self, alpha: float):
+        self.alpha = alpha
+
+    def __call__(self, s: torch.Tensor) -> torch.Tensor:
+        return (2.0 / math.pi) * torch.atan(s / self.alpha)
+
+
+def fully_connected(hidden: int, layers: int) -> Callable[[int, int], nn.Module]:
+    """Subnetwork constructor: ``layers`` hidden dense layers with ReLU (Sec. 4.2, Fig. 3)."""
+
+    def build(dim_in: int, dim_out: int) -> nn.Module:
+        modules: list[nn.Module] = []
+        width = dim_in
+        for _ in range(layers):
+            modules += [nn.Linear(width, hidden), nn.ReLU()]
+            width = hidden
+        modules.append(nn.Linear(width, dim_out))
+        return nn.Sequential(*modules)
+
+    return build
+
+
+class DifferNetFlow(nn.Module):
+    """f_NF of Sec. 3.1: blocks of a fixed random permutation and a GLOW affine coupling whose
+    one subnetwork regresses both scale and shift (Fig. 3), with soft clamping (Eq. 2)."""
+
+    def __init__(self, dim: int, n_blocks: int, hidden: int, layers: int, alpha: float, seed: int):
+        super().__init__()
+        self.dim = dim
+        # PermuteRandom(seed=k) calls np.random.seed(k); keep NumPy's global state untouched,
+        # and draw the initial weights from the cell seed without touching torch's global RNG.
+        numpy_state = np.random.get_state()
+        try:
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(seed)
+                inn = Ff.SequenceINN(dim)
+                for k in range(n_blocks):
+                    inn.append(Fm.PermuteRandom, seed=(seed * 1009 + k) % 2**32)
+                    inn.append(
+                        Fm.GLOWCouplingBlock,
+                        subnet_constructor=fully_connected(hidden, layers),
+                        clamp=alpha,
+                        clamp_activation=AtanClamp(alpha),
+                    )
+        finally:
+            np.random.set_state(numpy_state)
+        self.inn = inn
+
+    def forward(self, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """z = f_NF(y) and log|det dz/dy| per sample."""
+        z, log_jac_det = self.inn(y)
+        return z, log_jac_det
+
+    def nll(self, y: torch.Tensor) -> torch.Tensor:
+        """L(y) of Eq. 4: ||z||^2 / 2 - log|det dz/dy| per sample."""
+        z, log_jac_det = self(y)
+        return 0.5 * z.pow(2).sum(dim=1) - log_jac_det
+
+    def latent_nll(self, y: torch.Tensor) -> torch.Tensor:
+        """-log p_Z(f_NF(y)) with p_Z = N(0, I), the summand of Eq. 5."""
+        z, _ = self(y)
+        return 0.5 * z.pow(2).sum(dim=1) + 0.5 * self.dim * math.log(2 * math.pi)
+
+
+@register_method(
+    "differnet", config_cls=DifferNetConfig, presets=PRESETS["differnet"],
+    paper_name="DifferNet", uses_backbone=True,
+)
+class DifferNet(FeaturePipelineDetector):
+    """The DifferNet detector. Learned state: ``flow_``, ``loss_history_``."""
+
+    config: DifferNetConfig
+
+    def fit(self, train: Sequence[Sample]) -> DifferNet:
+        if self.config.feature_mode == "bank":
+            return super().fit(train)
+        if self.config.feature_mode != "recompute":
+            raise ValueError(f"unknown feature_mode {self.config.feature_mode!r}")
+        # The original code's way: fresh transforms and a forward pass of the extractor per
+        # epoch. Kept to check that the bank gives the same AUROC (benchmarks/).
+        self.train_files_ = [s.path.name for s in train]
+        extractor = self._extractor()
+        rng = self._rng(STREAM_EPOCHS)
+        m = self.config.transforms_per_image if self.config.train_transforms else 1
+
+        def epoch_features(_epoch: int) -> torch.Tensor:
+            params = train_transforms(self.config, len(train), m, rng)
+            feats = extract(extractor, train, params, self.config, self.context.device)
+            return torch.from_numpy(feats.reshape(-1, feats.shape[-1]))
+
+        self.feature_dim_ = extractor.dim
+        self._train(epoch_features, rng)
+        return self
+
+    def _fit_density(self, bank: np.ndarray) -> None:
+        rng = self._rng(STREAM_EPOCHS)
+        n, k, dim = bank.shape
+        m = min(self.config.transforms_per_image, k) if self.config.train_transforms else 1
+        bank_t = torch.from_numpy(bank)
+        rows = torch.arange(n)[:, None]
+
+        def epoch_features(_epoch: int) -> torch.Tensor:
+            # Each epoch sees every image under m transforms drawn from its bank.
+            if m == k:
+                return bank_t.reshape(-1, dim)
+            chosen = torch.from_numpy(rng.random((n, k)).argsort(axis=1)[:, :m])
+            return bank_t[rows, chosen].reshape(-1, dim)
+
+        self._train(epoch_features, rng)
+
+    def _train(self, epoch_features: Callable[[int], torch.Tensor], rng: np.random.Generator) -> None:
+        cfg, device = self.config, self.context.device
+        self.flow_ = DifferNetFlow(self.feature_dim_, cfg.n_coupling_blocks, cfg.subnet_hidden,
+                                   cfg.subnet_layers, cfg.clamp_alpha, self.context.seed).to(device)
+        optimizer = torch.optim.Adam(self.flow_.parameters(), lr=cfg.lr, betas=cfg.adam_betas,
+                                     eps=cfg.adam_eps, weight_decay=cfg.weight_decay)
+        self.loss_history_: list[float] = []
+        for epoch in tqdm(range(1, cfg.epochs + 1), desc="flow epochs", disable=not self.context.progress):
+            self.flow_.train()
+            feats = epoch_features(epoch)
+            order = torch.from_numpy(rng.permutation(len(feats)))
+            total = 0.0
+            for start in range(0, len(feats), cfg.batch_size):
+                batch = feats[order[start:start + cfg.batch_size]].to(device)
+                loss = self.flow_.nll(batch).mean()
+                if cfg.loss_per_dim:
+                    loss = loss / self.feature_dim_
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                total += loss.item() * len(batch)
+            self.loss_history_.append(total / len(feats))
+            if not math.isfinite(self.loss_history_[-1]):
+                raise FloatingPointError(f"the flow's loss diverged at epoch {epoch}")
+            if cfg.eval_every and self.context.monitor and epoch % cfg.eval_every == 0:
+                self.context.monitor(self, epoch)
+        self.flow_.eval()
+
+    @torch.no_grad()
+    def _score_features(self, feats: np.ndarray) -> np.ndarray:
+        n, t, dim = feats.shape
+        flat = torch.from_numpy(feats.reshape(-1, dim))
+        scorer = self.flow_.latent_nll if self.config.score == "latent_nll" else self.flow_.nll
+        was_training = self.flow_.training
+        self.flow_.eval()
+        out = torch.cat([
+            scorer(flat[i:i + 1024].to(self.context.device)).cpu()
+            for i in range(0, len(flat), 1024)
+        ])
+        self.flow_.train(was_training)
+        return out.numpy().reshape(n, t)
+
+    def localize(self, test: Sequence[Sample]) -> np.ndarray:
+        """Gradient maps g_x of Eq. 7, (n_images, image_size, image_size), float32.
+
+        The loss is back-propagated to the input; the gradients are blurred with a Gaussian,
+        their absolute values summed over channels, and the maps of evenly spaced rotations
+        rotated back and averaged (Sec. 3.3).
+        """
+        cfg, device = self.config, self.context.device
+        extractor = self._extractor().to(device)
+        sigma = cfg.localize_sigma
+        kernel = 2 * math.ceil(3 * sigma) + 1
+        angles = [i * 360.0 / cfg.localize_rotations for i in range(cfg.localize_rotations)]
+        maps = np.zeros((len(test), cfg.image_size, cfg.image_size), dtype=np.float32)
+        self.flow_.eval()
+        for i, sample in enumerate(test):
+            image = load_tensor(sample, cfg.image_size)
+            rotated = torch.stack([TF.rotate(image, a) for a in angles]).to(device)
+            rotated.requires_grad_(True)
+            loss = self.flow_.nll(extractor(normalize(rotated))).sum()
+            (grad,) = torch.autograd.grad(loss, rotated)
+            grad = TF.gaussian_blur(grad, [kernel, kernel], [sigma, sigma])
+            per_rotation = grad.abs().sum(dim=1, keepdim=True)
+            back = torch.stack([TF.rotate(m, -a) for m, a in zip(per_rotation, angles)])
+            maps[i] = back.mean(dim=0)[0].detach().cpu().numpy()
+        return maps

@@ -1,0 +1,9 @@
+"""The one exception type for problems a user can cause and fix."""
+
+
+class BenchError(Exception):
+    """A user-fixable problem (bad layout, corrupt file, missing weights, no network).
+
+    The message is one sentence saying what is wrong and how to fix it; the CLI prints it
+    without a traceback and exits with status 2.
+    """

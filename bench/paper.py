@@ -1,0 +1,34 @@
+"""The paper's own numbers (Tables 1-3), read from ``results/paper/``."""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+
+import pandas as pd
+
+PAPER_DIR = Path(__file__).resolve().parents[1] / "results" / "paper"
+
+
+@cache
+def paper_table(name: str) -> pd.DataFrame:
+    return pd.read_csv(PAPER_DIR / name)
+
+
+def paper_auroc(dataset: str, category: str, paper_name: str | None, shots: int | None) -> float | None:
+    """The paper's AUROC (in %) for a cell, or None where the paper has no such number."""
+    if paper_name is None:
+        return None
+    if dataset == "mtd" and shots is None:
+        table = paper_table("table2_mtd_auroc.csv").set_index("method")["auroc"]
+        return float(table[paper_name]) if paper_name in table else None
+    if dataset == "mvtec":
+        column = paper_name
+        if shots is not None:
+            if paper_name != "DifferNet" or shots != 16:
+                return None
+            column = "DifferNet (16 shots)"
+        table = paper_table("table1_mvtec_auroc.csv").set_index("category")
+        if column in table.columns and category in table.index:
+            return float(table.loc[category, column])
+    return None

@@ -1,0 +1,83 @@
+"""The pipeline DifferNet, OCSVM and 1-NN share (Fig. 2): transforms, frozen multi-scale
+features, a density model, the mean score over test transforms (Eq. 5).
+
+As FrEIA's coupling blocks share one base class and differ only in ``_coupling1/2``, the
+feature-based detectors share this class and differ only in ``_fit_density`` and
+``_score_features`` (the paper's OCSVM and 1-NN are "our pipeline with the normalizing flow
+replaced", Sec. 4.3).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from bench.config import FeatureConfig
+from bench.data.base import Sample
+from bench.detector import RunContext
+from bench.features import MultiScaleExtractor, build_backbone, cached, extract, feature_cache_key
+from bench.transforms import test_transforms, train_transforms
+
+# Independent random streams of one cell, all derived from the cell seed.
+STREAM_TRAIN_TRANSFORMS, STREAM_TEST_TRANSFORMS, STREAM_EPOCHS = 1, 2, 3
+
+
+class FeaturePipelineDetector:
+    """Base class: subclasses implement ``_fit_density(bank)`` and ``_score_features(feats)``."""
+
+    def __init__(self, config: FeatureConfig, context: RunContext | None = None):
+        self.config = config
+        self.context = context or RunContext()
+
+    # -- what subclasses write -------------------------------------------------------------
+    def _fit_density(self, bank: np.ndarray) -> None:
+        """Learn from training features, shape (n_images, n_transforms, dim)."""
+        raise NotImplementedError
+
+    def _score_features(self, feats: np.ndarray) -> np.ndarray:
+        """Anomaly score of each transformed image, (n_images, n_transforms) -> same shape."""
+        raise NotImplementedError
+
+    # -- the shared work -------------------------------------------------------------------
+    def _rng(self, stream: int) -> np.random.Generator:
+        return np.random.default_rng([self.context.seed, stream])
+
+    def _extractor(self) -> MultiScaleExtractor:
+        if getattr(self, "extractor_", None) is None:
+            self.extractor_ = MultiScaleExtractor(build_backbone(self.config.backbone), self.config)
+        return self.extractor_
+
+    def features(self, samples: Sequence[Sample], params: np.ndarray, desc: str) -> np.ndarray:
+        """Features of ``samples`` under ``params`` (N, K, 3), from the on-disk cache if there."""
+        extractor = self._extractor()
+        cache_dir = self.context.cache_dir
+        key = feature_cache_key(self.config.backbone, self.config, samples, params)
+        return cached(
+            cache_dir, key,
+            lambda: extract(extractor, samples, params, self.config, self.context.device,
+                            self.context.progress, desc),
+        )
+
+    def train_params(self, n_images: int) -> np.ndarray:
+        n = self.config.n_bank_transforms if self.config.train_transforms else 1
+        return train_transforms(self.config, n_images, n, self._rng(STREAM_TRAIN_TRANSFORMS))
+
+    def test_params(self, n_images: int) -> np.ndarray:
+        return test_transforms(self.config, n_images, self._rng(STREAM_TEST_TRANSFORMS))
+
+    def fit(self, train: Sequence[Sample]):
+        self.train_files_ = [s.path.name for s in train]
+        bank = self.features(train, self.train_params(len(train)), "train features")
+        self.feature_dim_ = bank.shape[-1]
+        self._fit_density(bank)
+        return self
+
+    def score_transforms(self, test: Sequence[Sample]) -> np.ndarray:
+        """Score of every test transform, (n_images, n_test_transforms)."""
+        feats = self.features(test, self.test_params(len(test)), "test features")
+        return self._score_features(feats)
+
+    def score(self, test: Sequence[Sample]) -> np.ndarray:
+        """tau(x) of Eq. 5: the mean score over the test transforms."""
+        return self.score_transforms(test).mean(axis=1)

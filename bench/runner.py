@@ -1,0 +1,318 @@
+"""Suites -> cells -> records. One cell: load the split, fit, score, compute AUROC, record.
+
+Follow one cell from the command line to its row: ``plan`` expands a suite into ``Cell``s,
+``preflight`` checks data and weights before any training, ``run_cells`` skips cells already
+recorded, and ``run_cell`` does the work and returns the ``Record`` the store writes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import logging
+import platform
+import resource
+import subprocess
+import time
+import tomllib
+import traceback
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+
+from bench.config import (
+    REDUCED_PRESETS,
+    config_hash,
+    config_to_dict,
+    differences_from_paper,
+    resolve_config,
+)
+from bench.data import ensure_dataset, get_spec, load_split
+from bench.data.datasets import dataset_categories
+from bench.detector import RunContext, get_method
+from bench.errors import BenchError
+from bench.features import build_backbone
+from bench.metrics import image_auroc
+from bench.results import Record, ResultsStore
+
+log = logging.getLogger(__name__)
+SUITES_DIR = Path(__file__).with_name("suites")
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclass
+class Suite:
+    """A TOML file: one dataset x categories x methods x seeds x shots, with a preset."""
+
+    name: str
+    dataset: str
+    methods: list[str]
+    categories: list[str] = field(default_factory=list)  # empty: all the dataset offers
+    seeds: list[int] = field(default_factory=lambda: [0])
+    shots: list[int | None] = field(default_factory=lambda: [None])
+    preset: str = "paper"
+    backbone: str | None = None
+    data_root: str = "data"
+    mtd_split: str = "authors"
+    overrides: dict[str, Any] = field(default_factory=dict)
+    # Named config variants run side by side (e.g. Table 3's A-G): name -> overrides.
+    variants: dict[str, dict[str, Any]] = field(default_factory=dict)
+    description: str = ""
+
+
+def available_suites() -> list[str]:
+    return sorted(p.stem for p in SUITES_DIR.glob("*.toml"))
+
+
+def load_suite(name_or_path: str) -> Suite:
+    path = Path(name_or_path)
+    if path.suffix != ".toml":
+        path = SUITES_DIR / f"{name_or_path}.toml"
+    if not path.is_file():
+        raise BenchError(
+            f"unknown suite {name_or_path!r}; choose one of {', '.join(available_suites())} "
+            "or pass a path to a .toml file."
+        )
+    data = tomllib.loads(path.read_text())
+    data.setdefault("name", path.stem)
+    data["shots"] = [None if s == "all" else int(s) for s in data.get("shots", ["all"])]
+    try:
+        return Suite(**data)
+    except TypeError as err:
+        raise BenchError(f"suite file {path} has an unknown key ({err}); fix the file.") from None
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One unit of work; its id names its record."""
+
+    dataset: str
+    category: str
+    method: str
+    seed: int
+    shots: int | None
+    preset: str
+    backbone: str | None
+    config: Any
+    data_root: Path
+    mtd_split: str = "authors"
+    variant: str | None = None
+
+    @property
+    def cell_id(self) -> str:
+        parts = [self.method, self.category, f"shots-{self.shots or 'all'}", f"seed-{self.seed}",
+                 self.preset]
+        if self.variant:
+            parts.append(f"variant-{self.variant}")
+        if self.backbone:
+            parts.append(self.backbone)
+        if self.dataset == "mtd" and self.mtd_split != "authors":
+            parts.append(f"split-{self.mtd_split}")
+        parts.append(config_hash(self.config))
+        return "__".join(parts)
+
+
+def resolve_for_dataset(method: str, preset: str, dataset: str, overrides: dict[str, Any]) -> Any:
+    """The method's config for this preset, with dataset-dependent fields filled in."""
+    spec = get_method(method)
+    config = resolve_config(spec.config_cls, spec.presets, preset, overrides)
+    if getattr(config, "photometric", False) is None:
+        config = dataclasses.replace(config, photometric=get_spec(dataset).photometric)
+    return config
+
+
+def plan(suite: Suite, *, data_root: Path | None = None) -> list[Cell]:
+    """Expand a suite into cells (datasets are fetched first if they are missing)."""
+    root = Path(data_root or suite.data_root)
+    categories = suite.categories or None
+    ensure_dataset(suite.dataset, root, categories)
+    categories = categories or dataset_categories(suite.dataset, root)
+    variants = suite.variants or {None: {}}
+    cells = []
+    for category in categories:
+        for method in suite.methods:
+            spec = get_method(method)
+            for variant, variant_overrides in variants.items():
+                overrides = {**suite.overrides, **variant_overrides}
+                if spec.uses_backbone and suite.backbone:
+                    overrides["backbone"] = suite.backbone
+                config = resolve_for_dataset(method, suite.preset, suite.dataset, overrides)
+                backbone = getattr(config, "backbone", None) if spec.uses_backbone else None
+                for shots in suite.shots:
+                    for seed in suite.seeds:
+                        cells.append(Cell(suite.dataset, category, method, seed, shots,
+                                          suite.preset, backbone, config, root, suite.mtd_split,
+                                          variant))
+    return cells
+
+
+def preflight(cells: list[Cell]) -> None:
+    """Fail fast, before any training, on a bad layout, a corrupt image or missing weights."""
+    checked: set[Path] = set()
+    for cell in cells:
+        split = load_split(cell.dataset, cell.category, cell.data_root, shots=cell.shots,
+                           seed=cell.seed, mtd_split=cell.mtd_split)
+        for sample in split.train + split.test:
+            if sample.path in checked:
+                continue
+            checked.add(sample.path)
+            try:
+                with Image.open(sample.path) as img:
+                    img.verify()
+            except Exception as err:
+                raise BenchError(
+                    f"image {sample.path} cannot be read ({type(err).__name__}); replace or delete "
+                    "the corrupt file."
+                ) from None
+    for backbone in sorted({c.backbone for c in cells if c.backbone}):
+        build_backbone(backbone)
+
+
+def _versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for pkg in ("torch", "torchvision", "FrEIA", "numpy", "scikit-learn", "timm", "differnet-bench"):
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+def _git_commit() -> str | None:
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True,
+                              text=True, timeout=5)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                               cwd=REPO_ROOT, capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if head.returncode != 0:
+        return None
+    return head.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
+
+
+def _device_name(device: str) -> str:
+    if device.startswith("cuda") and torch.cuda.is_available():
+        return f"{device} ({torch.cuda.get_device_name(device)})"
+    return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+
+
+def _peak_memory_mb(device: str) -> float:
+    if device.startswith("cuda") and torch.cuda.is_available():
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    # ru_maxrss is KiB on Linux: the process's peak resident memory so far.
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+
+
+def new_record(cell: Cell, status: str) -> Record:
+    departures = differences_from_paper_for(cell)
+    return Record(
+        cell_id=cell.cell_id, status=status, method=cell.method, dataset=cell.dataset,
+        category=cell.category, seed=cell.seed, shots=cell.shots, preset=cell.preset,
+        variant=cell.variant,
+        backbone=cell.backbone, config=config_to_dict(cell.config),
+        config_hash=config_hash(cell.config),
+        reduced=cell.preset in REDUCED_PRESETS or bool(departures), departures=departures,
+        device="", versions=_versions(), git_commit=_git_commit(), started_at=_now(),
+    )
+
+
+def differences_from_paper_for(cell: Cell) -> dict[str, Any]:
+    """Config fields that differ from the paper's configuration on this dataset."""
+    paper = resolve_for_dataset(cell.method, "paper", cell.dataset, {})
+    return {k: v for k, v in differences_from_paper(cell.config).items()
+            if getattr(paper, k) != v}
+
+
+def run_cell(cell: Cell, *, device: str = "cpu", cache_dir: Path | None = None,
+             progress: bool = False, store: ResultsStore | None = None,
+             localize: bool = False) -> Record:
+    """Train and evaluate one cell; raises on failure (``run_cells`` records failures).
+
+    With ``localize``, a detector that has ``localize`` also stores its test maps in ``store``.
+    """
+    record = new_record(cell, "ok")
+    record.device = _device_name(device)
+    split = load_split(cell.dataset, cell.category, cell.data_root, shots=cell.shots,
+                       seed=cell.seed, mtd_split=cell.mtd_split)
+    labels = np.array([s.label for s in split.test])
+
+    def monitor(detector: Any, epoch: int) -> float:
+        auroc = image_auroc(labels, detector.score(split.test))
+        record.eval_history.append((epoch, auroc))
+        log.info("%s epoch %d: test AUROC %.4f", cell.cell_id, epoch, auroc)
+        return auroc
+
+    context = RunContext(seed=cell.seed, device=device, cache_dir=cache_dir, progress=progress,
+                         monitor=monitor)
+    detector = get_method(cell.method).cls(cell.config, context)
+    if device.startswith("cuda") and torch.cuda.is_available():
+        torch.cuda.reset_peak_memory_stats(device)
+    start = time.perf_counter()
+    detector.fit(split.train)
+    fitted = time.perf_counter()
+    scores = np.asarray(detector.score(split.test), dtype=np.float64)
+    record.score_s = time.perf_counter() - fitted
+    record.fit_s = fitted - start
+    record.auroc = image_auroc(labels, scores)
+    record.scores = scores.tolist()
+    record.labels = labels.tolist()
+    record.test_files = [s.name for s in split.test]
+    record.train_files = [s.path.name for s in split.train]
+    record.n_train, record.n_test = len(split.train), len(split.test)
+    record.peak_memory_mb = _peak_memory_mb(device)
+    record.info = {**context.info, **{k: v for k, v in split.meta.items() if k != "train_files"}}
+    if hasattr(detector, "loss_history_"):
+        record.info["loss_history"] = detector.loss_history_
+    if localize and store is not None and hasattr(detector, "localize"):
+        start = time.perf_counter()
+        maps = detector.localize(split.test)
+        record.info["maps_file"] = str(store.write_maps(cell.cell_id, maps, record.test_files))
+        record.info["localize_s"] = time.perf_counter() - start
+    record.finished_at = _now()
+    return record
+
+
+@dataclass
+class RunSummary:
+    done: list[Record] = field(default_factory=list)
+    skipped: list[Cell] = field(default_factory=list)
+    failed: list[Record] = field(default_factory=list)
+
+
+def run_cells(cells: Iterable[Cell], store: ResultsStore, *, device: str = "cpu",
+              progress: bool = False, localize: bool = False) -> RunSummary:
+    """Run every cell not yet recorded; a failed cell is recorded as failed and the run goes on."""
+    summary = RunSummary()
+    cache_dir = store.root / ".cache" / "features"
+    for cell in cells:
+        if store.is_done(cell):
+            summary.skipped.append(cell)
+            log.info("skip %s (already recorded)", cell.cell_id)
+            continue
+        log.info("run %s", cell.cell_id)
+        try:
+            record = run_cell(cell, device=device, cache_dir=cache_dir, progress=progress,
+                              store=store, localize=localize)
+            summary.done.append(record)
+        except KeyboardInterrupt:
+            raise
+        except Exception as err:
+            record = new_record(cell, "failed")
+            record.error = f"{type(err).__name__}: {err}"
+            record.info = {"traceback": traceback.format_exc()}
+            record.finished_at = _now()
+            summary.failed.append(record)
+            log.error("cell %s failed: %s", cell.cell_id, record.error)
+        store.write(record)
+    return summary

@@ -1,0 +1,71 @@
+"""The transforms T of Sec. 3.2 / 4.2: rotations, and brightness and contrast for MTD.
+
+A transform is three numbers (angle in degrees, brightness factor, contrast factor). They are
+drawn from a seeded generator, kept with the features they produced, and applied the same way
+in training and inference (Sec. 4.2).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torchvision.transforms.v2.functional as TF
+from torchvision.transforms import InterpolationMode
+
+from bench.config import FeatureConfig
+
+IDENTITY = np.array([0.0, 1.0, 1.0], dtype=np.float32)
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def draw_transforms(config: FeatureConfig, n: int, rng: np.random.Generator) -> np.ndarray:
+    """``n`` random transforms, shape (n, 3): angle ~ U[0, rotation_degrees), factors ~ U[range]."""
+    params = np.tile(IDENTITY, (n, 1))
+    params[:, 0] = rng.uniform(0.0, config.rotation_degrees, size=n)
+    if config.photometric:
+        low, high = config.photometric_range
+        params[:, 1:] = rng.uniform(low, high, size=(n, 2))
+    return params
+
+
+def train_transforms(config: FeatureConfig, n_images: int, n: int, rng: np.random.Generator) -> np.ndarray:
+    """Transforms for the training bank, shape (n_images, n, 3); identity when switched off."""
+    if not config.train_transforms:
+        return np.tile(IDENTITY, (n_images, 1, 1))
+    return draw_transforms(config, n_images * n, rng).reshape(n_images, n, 3)
+
+
+def test_transforms(config: FeatureConfig, n_images: int, rng: np.random.Generator) -> np.ndarray:
+    """Transforms for scoring, shape (n_images, n_test, 3).
+
+    One test transform means the original image only (Sec. 4.5). ``even`` spaces the rotations
+    evenly instead of drawing them (still drawing the photometric factors).
+    """
+    n = config.n_test_transforms
+    if n == 1:
+        return np.tile(IDENTITY, (n_images, 1, 1))
+    params = draw_transforms(config, n_images * n, rng).reshape(n_images, n, 3)
+    if config.test_transform_mode == "even":
+        params[:, :, 0] = np.arange(n) * (config.rotation_degrees / n)
+    elif config.test_transform_mode != "random":
+        raise ValueError(f"unknown test_transform_mode {config.test_transform_mode!r}")
+    return params
+
+
+def apply_transform(image: torch.Tensor, params: np.ndarray, config: FeatureConfig) -> torch.Tensor:
+    """Apply one transform to a float image in [0, 1] of shape (3, H, W)."""
+    angle, brightness, contrast = (float(p) for p in params)
+    out = image
+    if angle != 0.0:
+        out = TF.rotate(out, angle, interpolation=InterpolationMode(config.rotation_interpolation))
+    if brightness != 1.0:
+        out = TF.adjust_brightness(out, brightness)
+    if contrast != 1.0:
+        out = TF.adjust_contrast(out, contrast)
+    return out
+
+
+def normalize(batch: torch.Tensor) -> torch.Tensor:
+    """ImageNet mean/std normalisation (Sec. 4.2: the extractor is pretrained on ImageNet)."""
+    return TF.normalize(batch, IMAGENET_MEAN, IMAGENET_STD)

@@ -1,0 +1,75 @@
+"""The synthetic dataset: deterministic, MVTec-style, defects with masks of modest size."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from bench.data import ensure_dataset, load_split
+from bench.data.synthetic import make_synthetic
+from bench.errors import BenchError
+
+SMALL = {"n_train": 4, "n_test_good": 3, "n_test_defect": 2, "size": 64}
+
+
+def files(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def default_root(tmp_path_factory) -> Path:
+    return make_synthetic(tmp_path_factory.mktemp("synthetic"))
+
+
+def test_same_seed_same_bytes(tmp_path):
+    a = files(make_synthetic(tmp_path / "a", **SMALL))
+    b = files(make_synthetic(tmp_path / "b", **SMALL))
+    assert a and a == b
+    c = files(make_synthetic(tmp_path / "c", seed=1, **SMALL))
+    assert a.keys() == c.keys() and a != c
+
+
+def test_category_independent_of_the_others(tmp_path):
+    both = files(make_synthetic(tmp_path / "both", **SMALL))
+    alone = files(make_synthetic(tmp_path / "alone", categories=("blobs",), **SMALL))
+    assert alone == {k: v for k, v in both.items() if k.startswith("blobs")}
+
+
+@pytest.mark.parametrize("category", ["stripes", "blobs"])
+def test_default_layout_loads(default_root, category):
+    split = load_split("synthetic", category, default_root)
+    assert len(split.train) == 40
+    assert sorted({s.defect for s in split.test}) == ["good", "scratch", "spot"]
+    assert sum(s.label == 0 for s in split.test) == 16
+    defective = [s for s in split.test if s.label == 1]
+    assert len(defective) == 32
+    for sample in defective:
+        assert sample.mask_path is not None
+        area = (np.asarray(Image.open(sample.mask_path)) > 0).mean()
+        assert 0.01 < area < 0.06
+    image = Image.open(split.train[0].path)
+    assert (image.mode, image.size) == ("RGB", (128, 128))
+
+
+def test_leaves_no_temporary_folder(default_root):
+    assert sorted(p.name for p in default_root.iterdir()) == ["blobs", "stripes"]
+
+
+def test_existing_category_is_kept(tmp_path):
+    root = make_synthetic(tmp_path, categories=("stripes",), **SMALL)
+    before = files(root)
+    make_synthetic(tmp_path, categories=("stripes",), n_train=9, size=32)
+    assert files(root) == before
+
+
+def test_unknown_category(tmp_path):
+    with pytest.raises(BenchError, match="stripes"):
+        make_synthetic(tmp_path, categories=("plaid",))
+
+
+def test_ensure_dataset_generates(tmp_path):
+    ensure_dataset("synthetic", tmp_path / "syn")
+    assert sorted(p.name for p in (tmp_path / "syn").iterdir()) == ["blobs", "stripes"]
