@@ -1,3 +1,3 @@
 """The paper's baselines, one module each; importing this package registers them."""
 
-from baselines import ganomaly  # noqa: F401
+from baselines import adgan, dsebm, ganomaly, geotrans, knn, ocsvm  # noqa: F401

@@ -26,6 +26,9 @@ class FeatureConfig:
     scales: tuple[int, ...] = (448, 224, 112)  # Sec. 4.2: 3 scales -> 3 x 256 = 768 features
     downscale_mode: str = "bilinear"  # paper silent; the original code used nearest (F.interpolate)
     rotation_degrees: float = 360.0  # Sec. 4.2: rotations uniform in [0, 2 pi]
+    # "uniform": Sec. 4.2's angles; "right_angles" (ours, for the offline backbone): multiples
+    # of 90 degrees, each image cycling through them, so no black corners enter the features.
+    rotation_mode: str = "uniform"
     # Sec. 4.2: brightness and contrast factors uniform in [0.85, 1.15], for MTD only.
     # None = decided by the dataset (DatasetSpec.photometric); True/False forces it.
     photometric: bool | None = None
@@ -68,10 +71,15 @@ class DifferNetConfig(FeatureConfig):
 PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     "differnet": {
         "paper": {},
-        # For a 2-core CPU: same image sizes, scales and transform distribution; a bank of 4
-        # training transforms per image, 8 test transforms, a 512-wide flow and 40 epochs.
+        # For a 2-core CPU: the paper's image sizes and scales; a bank of 4 training transforms
+        # per image, 4 test transforms, a 512-wide flow and 40 epochs. Rotations are the four
+        # right angles instead of uniform angles: with so few transforms, the black corners of
+        # arbitrary rotations dominate the pooled features of the offline backbone (MTD,
+        # efficientnet_lite0, 250 training images: whitened 1-NN 0.83 with right angles, 0.74
+        # with uniform angles).
         "fast": dict(
-            n_bank_transforms=4, n_test_transforms=8, subnet_hidden=512, epochs=40,
+            n_bank_transforms=4, n_test_transforms=4, rotation_mode="right_angles",
+            subnet_hidden=512, epochs=40,
         ),
         # For tests and the smoke suite: 64-pixel images, 4 transforms, a 2-block 64-wide flow,
         # 25 epochs of batches of 32.

@@ -35,6 +35,9 @@ class RunContext:
     seed: int = 0
     device: str = "cpu"
     cache_dir: Path | None = None  # where feature banks may be cached between runs
+    # Where a long fit may save its state every few epochs, so a killed run resumes there.
+    checkpoint: Path | None = None
+    checkpoint_every: int = 5  # epochs
     progress: bool = False
     # Called as monitor(detector, epoch) every ``eval_every`` epochs when a config asks for it;
     # the runner uses it to record test AUROC during training (reported as test-set selection).

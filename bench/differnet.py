@@ -107,7 +107,7 @@ class DifferNetFlow(nn.Module):
     paper_name="DifferNet", uses_backbone=True,
 )
 class DifferNet(FeaturePipelineDetector):
-    """The DifferNet detector. Learned state: ``flow_``, ``loss_history_``."""
+    """The DifferNet detector. Learned state: ``flow_``, ``loss_history_``, ``eval_history_``."""
 
     config: DifferNetConfig
 
@@ -155,7 +155,10 @@ class DifferNet(FeaturePipelineDetector):
         optimizer = torch.optim.Adam(self.flow_.parameters(), lr=cfg.lr, betas=cfg.adam_betas,
                                      eps=cfg.adam_eps, weight_decay=cfg.weight_decay)
         self.loss_history_: list[float] = []
-        for epoch in tqdm(range(1, cfg.epochs + 1), desc="flow epochs", disable=not self.context.progress):
+        self.eval_history_: list[tuple[int, float]] = []
+        first = 1 + self._resume(optimizer, rng)
+        for epoch in tqdm(range(first, cfg.epochs + 1), desc="flow epochs", initial=first - 1,
+                          total=cfg.epochs, disable=not self.context.progress):
             self.flow_.train()
             feats = epoch_features(epoch)
             order = torch.from_numpy(rng.permutation(len(feats)))
@@ -173,8 +176,39 @@ class DifferNet(FeaturePipelineDetector):
             if not math.isfinite(self.loss_history_[-1]):
                 raise FloatingPointError(f"the flow's loss diverged at epoch {epoch}")
             if cfg.eval_every and self.context.monitor and epoch % cfg.eval_every == 0:
-                self.context.monitor(self, epoch)
+                self.eval_history_.append((epoch, self.context.monitor(self, epoch)))
+            if epoch % self.context.checkpoint_every == 0 and epoch < cfg.epochs:
+                self._save_checkpoint(optimizer, rng, epoch)
         self.flow_.eval()
+
+    def _save_checkpoint(self, optimizer: torch.optim.Optimizer, rng: np.random.Generator,
+                         epoch: int) -> None:
+        path = self.context.checkpoint
+        if path is None:
+            return
+        path.parent.mkdir(parents=True, exist_ok=True)
+        state = {"epoch": epoch, "flow": self.flow_.state_dict(), "optimizer": optimizer.state_dict(),
+                 "rng": rng.bit_generator.state, "loss_history": self.loss_history_,
+                 "eval_history": self.eval_history_, "train_files": self.train_files_}
+        tmp = path.with_name(f".{path.name}.tmp")
+        torch.save(state, tmp)
+        tmp.replace(path)  # atomic, so a kill never leaves half a checkpoint
+
+    def _resume(self, optimizer: torch.optim.Optimizer, rng: np.random.Generator) -> int:
+        """Restore the last checkpoint of this cell if there is one; the epochs it covers."""
+        path = self.context.checkpoint
+        if path is None or not path.is_file():
+            return 0
+        state = torch.load(path, map_location=self.context.device, weights_only=False)
+        if state["train_files"] != self.train_files_:
+            return 0
+        self.flow_.load_state_dict(state["flow"])
+        optimizer.load_state_dict(state["optimizer"])
+        rng.bit_generator.state = state["rng"]
+        self.loss_history_ = list(state["loss_history"])
+        self.eval_history_ = [tuple(x) for x in state["eval_history"]]
+        self.context.info["resumed_from_epoch"] = state["epoch"]
+        return state["epoch"]
 
     @torch.no_grad()
     def _score_features(self, feats: np.ndarray) -> np.ndarray:

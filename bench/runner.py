@@ -35,6 +35,7 @@ from bench.config import (
 )
 from bench.data import ensure_dataset, get_spec, load_split
 from bench.data.datasets import dataset_categories
+from bench.data.folder import is_category_dir
 from bench.detector import RunContext, get_method
 from bench.errors import BenchError
 from bench.features import build_backbone
@@ -127,10 +128,23 @@ def resolve_for_dataset(method: str, preset: str, dataset: str, overrides: dict[
     return config
 
 
+def _categories_on_disk(dataset: str, root: Path) -> list[str] | None:
+    """For a fixed-category dataset of which only some categories were extracted under the
+    root, those categories (used as they are, nothing downloaded); else None."""
+    known = get_spec(dataset).categories
+    if not known:
+        return None
+    present = [c for c in known if is_category_dir(root / c)]
+    if present and len(present) < len(known):
+        log.warning("%s: using the %d categories found under %s (%s); pass --categories to get "
+                    "others", dataset, len(present), root, ", ".join(present))
+    return present or None
+
+
 def plan(suite: Suite, *, data_root: Path | None = None) -> list[Cell]:
     """Expand a suite into cells (datasets are fetched first if they are missing)."""
     root = Path(data_root or suite.data_root)
-    categories = suite.categories or None
+    categories = suite.categories or _categories_on_disk(suite.dataset, root)
     ensure_dataset(suite.dataset, root, categories)
     categories = categories or dataset_categories(suite.dataset, root)
     variants = suite.variants or {None: {}}
@@ -249,12 +263,12 @@ def run_cell(cell: Cell, *, device: str = "cpu", cache_dir: Path | None = None,
 
     def monitor(detector: Any, epoch: int) -> float:
         auroc = image_auroc(labels, detector.score(split.test))
-        record.eval_history.append((epoch, auroc))
         log.info("%s epoch %d: test AUROC %.4f", cell.cell_id, epoch, auroc)
         return auroc
 
+    checkpoint = None if store is None else store.root / ".cache" / "checkpoints" / f"{cell.cell_id}.pt"
     context = RunContext(seed=cell.seed, device=device, cache_dir=cache_dir, progress=progress,
-                         monitor=monitor)
+                         monitor=monitor, checkpoint=checkpoint)
     detector = get_method(cell.method).cls(cell.config, context)
     if device.startswith("cuda") and torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats(device)
@@ -272,14 +286,19 @@ def run_cell(cell: Cell, *, device: str = "cpu", cache_dir: Path | None = None,
     record.n_train, record.n_test = len(split.train), len(split.test)
     record.peak_memory_mb = _peak_memory_mb(device)
     record.info = {**context.info, **{k: v for k, v in split.meta.items() if k != "train_files"}}
+    if get_method(cell.method).note:  # e.g. a substitute that follows another paper
+        record.info["method_note"] = get_method(cell.method).note
     if hasattr(detector, "loss_history_"):
         record.info["loss_history"] = detector.loss_history_
+    record.eval_history = list(getattr(detector, "eval_history_", []))
     if localize and store is not None and hasattr(detector, "localize"):
         start = time.perf_counter()
         maps = detector.localize(split.test)
         record.info["maps_file"] = str(store.write_maps(cell.cell_id, maps, record.test_files))
         record.info["localize_s"] = time.perf_counter() - start
     record.finished_at = _now()
+    if checkpoint is not None:
+        checkpoint.unlink(missing_ok=True)  # the record now holds the result
     return record
 
 

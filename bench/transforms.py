@@ -29,11 +29,29 @@ def draw_transforms(config: FeatureConfig, n: int, rng: np.random.Generator) -> 
     return params
 
 
+def _right_angles(params: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Angles replaced by multiples of 90 degrees: transform j of an image is rotated by
+    90 * ((j + offset) mod 4) with a random offset per image, so 4 transforms give all four."""
+    n_images, n, _ = params.shape
+    offsets = rng.integers(0, 4, size=(n_images, 1))
+    params[:, :, 0] = 90.0 * ((np.arange(n)[None, :] + offsets) % 4)
+    return params
+
+
+def _draw(config: FeatureConfig, n_images: int, n: int, rng: np.random.Generator) -> np.ndarray:
+    params = draw_transforms(config, n_images * n, rng).reshape(n_images, n, 3)
+    if config.rotation_mode == "right_angles":
+        return _right_angles(params, rng)
+    if config.rotation_mode != "uniform":
+        raise ValueError(f"unknown rotation_mode {config.rotation_mode!r}")
+    return params
+
+
 def train_transforms(config: FeatureConfig, n_images: int, n: int, rng: np.random.Generator) -> np.ndarray:
     """Transforms for the training bank, shape (n_images, n, 3); identity when switched off."""
     if not config.train_transforms:
         return np.tile(IDENTITY, (n_images, 1, 1))
-    return draw_transforms(config, n_images * n, rng).reshape(n_images, n, 3)
+    return _draw(config, n_images, n, rng)
 
 
 def test_transforms(config: FeatureConfig, n_images: int, rng: np.random.Generator) -> np.ndarray:
@@ -45,7 +63,7 @@ def test_transforms(config: FeatureConfig, n_images: int, rng: np.random.Generat
     n = config.n_test_transforms
     if n == 1:
         return np.tile(IDENTITY, (n_images, 1, 1))
-    params = draw_transforms(config, n_images * n, rng).reshape(n_images, n, 3)
+    params = _draw(config, n_images, n, rng)
     if config.test_transform_mode == "even":
         params[:, :, 0] = np.arange(n) * (config.rotation_degrees / n)
     elif config.test_transform_mode != "random":

@@ -116,6 +116,14 @@ def test_photometric_transforms_only_when_asked():
     assert np.all((without[..., 0] >= 0) & (without[..., 0] < 360))
 
 
+def test_right_angle_rotations_cycle_through_all_four():
+    model = DifferNet(tiny(rotation_mode="right_angles", n_test_transforms=4), RunContext(seed=0))
+    for params in (model.train_params(30), model.test_params(30)):
+        assert params.shape == (30, 4, 3)
+        assert all(sorted(row) == [0.0, 90.0, 180.0, 270.0] for row in params[:, :, 0])
+    assert len({tuple(row) for row in model.train_params(30)[:, :, 0]}) > 1  # offsets vary
+
+
 def test_localize_gives_one_map_per_image(stripes, fitted):
     maps = fitted.localize(stripes.test[:2])
     assert maps.shape == (2, 64, 64) and np.all(maps >= 0) and maps.max() > 0
@@ -126,3 +134,25 @@ def test_eval_every_calls_the_monitor(stripes):
     cfg = tiny(backbone="random", epochs=4, eval_every=2)
     DifferNet(cfg, RunContext(seed=0, monitor=lambda det, epoch: seen.append(epoch))).fit(stripes.train)
     assert seen == [2, 4]
+
+
+def test_a_killed_fit_resumes_from_its_checkpoint_with_the_same_result(stripes, tmp_path):
+    cfg = tiny(backbone="random", epochs=6, eval_every=1)
+    never = RunContext(seed=0, monitor=lambda det, epoch: 0.5)
+    expected = DifferNet(cfg, never).fit(stripes.train).score(stripes.test)
+
+    def killed_at_epoch_5(det, epoch):
+        if epoch == 5:
+            raise KeyboardInterrupt
+        return 0.5
+
+    checkpoint = tmp_path / "cell.pt"
+    context = RunContext(seed=0, monitor=killed_at_epoch_5, checkpoint=checkpoint, checkpoint_every=2)
+    with pytest.raises(KeyboardInterrupt):
+        DifferNet(cfg, context).fit(stripes.train)
+    assert checkpoint.is_file()
+    again = RunContext(seed=0, monitor=lambda det, epoch: 0.5, checkpoint=checkpoint, checkpoint_every=2)
+    model = DifferNet(cfg, again).fit(stripes.train)
+    assert again.info["resumed_from_epoch"] == 4
+    assert len(model.loss_history_) == 6 and [e for e, _ in model.eval_history_] == [1, 2, 3, 4, 5, 6]
+    assert np.allclose(model.score(stripes.test), expected, rtol=1e-5)

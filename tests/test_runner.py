@@ -121,3 +121,18 @@ def test_suite_variants_become_separate_cells(synthetic_root, variant):
     cells = {c.variant: c for c in plan(suite, data_root=synthetic_root)}
     assert set(cells) == {"A", "B"} and cells["A"].cell_id != cells["B"].cell_id
     assert cells[variant].config.n_test_transforms == (1 if variant == "A" else 4)
+
+
+def test_a_root_with_some_mvtec_categories_is_used_as_it_is(synthetic_root, tmp_path, monkeypatch):
+    import shutil
+
+    shutil.copytree(synthetic_root / "blobs", tmp_path / "bottle")
+    shutil.copytree(synthetic_root / "stripes", tmp_path / "carpet")
+
+    def no_download(*_args, **_kwargs):
+        raise AssertionError("nothing may be downloaded")
+
+    monkeypatch.setattr("bench.data.download.download_dataset", no_download)
+    suite = Suite(name="t", dataset="mvtec", methods=["differnet"], preset="tiny")
+    cells = plan(suite, data_root=tmp_path)
+    assert sorted(c.category for c in cells) == ["bottle", "carpet"]

@@ -88,5 +88,11 @@ def load_mask(sample: Sample, size: tuple[int, int]) -> np.ndarray:
     """The sample's binary defect mask at ``size`` (W, H); all zeros when it has none."""
     if sample.mask_path is None:
         return np.zeros((size[1], size[0]), dtype=bool)
-    with Image.open(sample.mask_path) as mask:
-        return np.asarray(mask.convert("L").resize(size, Image.NEAREST)) > 0
+    try:
+        with Image.open(sample.mask_path) as mask:
+            return np.asarray(mask.convert("L").resize(size, Image.NEAREST)) > 0
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
+        raise BenchError(
+            f"mask {sample.mask_path} cannot be read ({type(err).__name__}); replace or delete "
+            "the corrupt file."
+        ) from None

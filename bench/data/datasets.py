@@ -63,14 +63,16 @@ def ensure_dataset(name: str, data_root: Path, categories: list[str] | None = No
     """Make sure the categories needed are on disk: use what is there, else download or generate."""
     spec = get_spec(name)
     data_root = Path(data_root)
-    needed = categories or dataset_categories(name, data_root) if spec.categories else categories
+    needed = (categories or list(spec.categories)) if spec.categories else categories
     if name == "mvtec" and needed and MVTEC_ALL in needed:
         needed = list(MVTEC_CATEGORIES)
     if name == "synthetic":
-        from bench.data.synthetic import make_synthetic
+        from bench.data.synthetic import TEXTURES, make_synthetic
 
-        if not data_root.is_dir() or not list_categories(data_root):
-            make_synthetic(data_root)
+        # Generated on demand: the categories asked for, or all of them into an empty root.
+        wanted = [c for c in (categories or TEXTURES) if not is_category_dir(data_root / c)]
+        if wanted and (categories or not data_root.is_dir() or not list_categories(data_root)):
+            make_synthetic(data_root, tuple(wanted))
         return
     if needed and all(is_category_dir(data_root / c) for c in needed):
         return

@@ -11,7 +11,9 @@ from bench.errors import BenchError
 
 
 def _images(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
+    # Hidden files (macOS "._name.png" and the like) are not images.
+    return sorted(p for p in folder.iterdir()
+                  if p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith(".") and p.is_file())
 
 
 def _mask_for(category_dir: Path, defect: str, image: Path) -> Path | None:

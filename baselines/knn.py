@@ -1,0 +1,98 @@
+"""1-NN: the distance to the nearest training feature, on DifferNet's feature pipeline.
+
+Follows the DifferNet paper's adaptation (Sec. 4.3, Tables 1 and 2, column "1-NN"): "the
+distance to the nearest neighbor (1-NN) after PCA reduction to 64 dimensions and z-score
+normalization [21]", with "every technique of our pipeline (see Figure 2)" kept and only the
+normalizing flow replaced. So the features are DifferNet's multi-scale pooled features of the
+same transformed training images (the bank), and an image's score is the mean over its test
+transforms of the distance of each transformed copy's feature to its nearest training feature.
+
+Where the paper is silent (our choices, fixed before looking at any test label):
+
+- Order of the two steps: z-score first (per feature, with the training bank's mean and
+  standard deviation), then PCA to 64 dimensions fitted on the standardised bank. Standardising
+  first keeps PCA from being dominated by the few channels of largest raw variance.
+- No whitening after PCA; Euclidean distance; every training image under every bank transform
+  is a candidate neighbour.
+- With fewer training features than 64 (tiny runs), PCA keeps as many components as there are.
+
+>>> import numpy as np
+>>> rng = np.random.default_rng(0)
+>>> knn = KNN(KNNConfig(pca_components=4))
+>>> knn._fit_density(rng.normal(size=(20, 2, 8)).astype(np.float32))
+>>> knn._score_features(rng.normal(size=(3, 5, 8)).astype(np.float32)).shape
+(3, 5)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from sklearn.decomposition import PCA
+from sklearn.neighbors import NearestNeighbors
+from sklearn.preprocessing import StandardScaler
+
+from bench.config import PRESETS, FeatureConfig
+from bench.detector import register_method
+from bench.pipeline import FeaturePipelineDetector
+
+# The feature fields of DifferNet's presets: with the same values the feature bank and the
+# test features are the same arrays (same cache key, same seeded transform streams), so a run
+# of DifferNet and 1-NN extracts features once.
+FEATURE_FIELDS = frozenset(f for f in FeatureConfig.__dataclass_fields__)
+
+
+def feature_presets(extra: dict[str, dict] | None = None) -> dict[str, dict]:
+    """DifferNet's presets restricted to the shared feature fields, plus ``extra`` overrides."""
+    extra = extra or {}
+    out = {}
+    for name, values in PRESETS["differnet"].items():
+        if name not in ("paper", "fast", "tiny"):
+            continue
+        shared = {k: v for k, v in values.items() if k in FEATURE_FIELDS}
+        out[name] = {**shared, **extra.get(name, {})}
+    return out
+
+
+@dataclass(frozen=True)
+class KNNConfig(FeatureConfig):
+    """1-NN on the shared features (Sec. 4.3). Feature fields are DifferNet's defaults."""
+
+    pca_components: int = 64  # Sec. 4.3: "PCA reduction to 64 dimensions"
+    standardize: bool = True  # Sec. 4.3: "z-score normalization" (before PCA: ours)
+    n_neighbors: int = 1  # Sec. 4.3: the distance to the nearest neighbour
+
+
+KNN_PRESETS = feature_presets()
+
+
+@register_method(
+    "knn", config_cls=KNNConfig, presets=KNN_PRESETS, paper_name="1-NN", uses_backbone=True,
+)
+class KNN(FeaturePipelineDetector):
+    """Learned state: ``scaler_`` (or None), ``pca_``, ``index_`` (a fitted NearestNeighbors)."""
+
+    config: KNNConfig
+
+    def _project(self, flat: np.ndarray) -> np.ndarray:
+        x = flat.astype(np.float64)
+        if self.scaler_ is not None:
+            x = self.scaler_.transform(x)
+        return self.pca_.transform(x)
+
+    def _fit_density(self, bank: np.ndarray) -> None:
+        flat = bank.reshape(-1, bank.shape[-1]).astype(np.float64)
+        self.scaler_ = StandardScaler().fit(flat) if self.config.standardize else None
+        x = self.scaler_.transform(flat) if self.scaler_ is not None else flat
+        n_components = min(self.config.pca_components, x.shape[0], x.shape[1])
+        # svd_solver="full" is exact and deterministic (no randomised SVD).
+        self.pca_ = PCA(n_components=n_components, svd_solver="full").fit(x)
+        self.index_ = NearestNeighbors(n_neighbors=self.config.n_neighbors).fit(self.pca_.transform(x))
+        self.context.info["knn_pca_components"] = int(n_components)
+        self.context.info["knn_train_features"] = int(x.shape[0])
+
+    def _score_features(self, feats: np.ndarray) -> np.ndarray:
+        n, t, dim = feats.shape
+        distances, _ = self.index_.kneighbors(self._project(feats.reshape(-1, dim)))
+        return distances.mean(axis=1).reshape(n, t)
