@@ -148,12 +148,22 @@ def plan(suite: Suite, *, data_root: Path | None = None) -> list[Cell]:
     ensure_dataset(suite.dataset, root, categories)
     categories = categories or dataset_categories(suite.dataset, root)
     variants = suite.variants or {None: {}}
+    fields = {m: {f.name for f in dataclasses.fields(get_method(m).config_cls)} for m in suite.methods}
+    # An override (--set, a suite's [overrides]) goes to the methods whose config has that
+    # field, so `--set epochs=10` works for a suite that also runs 1-NN; a name no selected
+    # method knows is still an error (a typo).
+    known = set().union(*fields.values()) if fields else set()
+    unknown = set(suite.overrides).union(*variants.values()) - known
+    if unknown:
+        raise BenchError(f"unknown option(s) {', '.join(sorted(unknown))} for the methods "
+                         f"{', '.join(suite.methods)}; `python bench.py list` shows the methods.")
     cells = []
     for category in categories:
         for method in suite.methods:
             spec = get_method(method)
             for variant, variant_overrides in variants.items():
-                overrides = {**suite.overrides, **variant_overrides}
+                overrides = {k: v for k, v in {**suite.overrides, **variant_overrides}.items()
+                             if k in fields[method]}
                 if spec.uses_backbone and suite.backbone:
                     overrides["backbone"] = suite.backbone
                 config = resolve_for_dataset(method, suite.preset, suite.dataset, overrides)

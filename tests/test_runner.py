@@ -19,7 +19,8 @@ from bench.results import ResultsStore
 from bench.runner import Suite, plan, run_cells
 
 REPO = Path(__file__).resolve().parents[1]
-FAST = ["--preset", "tiny", "--backbone", "random", "--set", "epochs=2", "--no-progress"]
+FAST = ["--methods", "differnet", "--preset", "tiny", "--backbone", "random", "--set", "epochs=2",
+        "--no-progress"]
 
 
 def invoke(*args: str):
@@ -96,7 +97,8 @@ def test_kill_9_then_rerun_finishes_only_what_was_missing(synthetic_root, tmp_pa
     """A real SIGKILL in the middle of a run; the second run must not redo finished cells."""
     cmd = [sys.executable, str(REPO / "bench.py"), "run", "--suite", "smoke",
            "--data-root", str(synthetic_root), "--results-dir", str(tmp_path),
-           "--preset", "tiny", "--backbone", "random", "--set", "epochs=60", "--no-progress"]
+           "--methods", "differnet", "--preset", "tiny", "--backbone", "random",
+           "--set", "epochs=60", "--no-progress"]
     proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     records = tmp_path / "records"
     deadline = time.time() + 120
@@ -112,6 +114,19 @@ def test_kill_9_then_rerun_finishes_only_what_was_missing(synthetic_root, tmp_pa
     assert rerun.returncode == 0, rerun.stderr
     assert "ran 1, skipped 1" in rerun.stdout
     assert {p.name for p in records.glob("**/*.json")} >= finished
+
+
+def test_set_goes_to_the_methods_that_have_the_field_and_typos_fail(synthetic_root):
+    from bench.errors import BenchError
+
+    suite = Suite(name="t", dataset="synthetic", methods=["differnet", "knn"], categories=["blobs"],
+                  preset="tiny", overrides={"epochs": 3})
+    cells = {c.method: c for c in plan(suite, data_root=synthetic_root)}
+    assert cells["differnet"].config.epochs == 3 and not hasattr(cells["knn"].config, "epochs")
+    typo = Suite(name="t", dataset="synthetic", methods=["differnet", "knn"], categories=["blobs"],
+                 preset="tiny", overrides={"epoch": 3})
+    with pytest.raises(BenchError, match="unknown option"):
+        plan(typo, data_root=synthetic_root)
 
 
 @pytest.mark.parametrize("variant", ["A", "B"])
