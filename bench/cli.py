@@ -153,10 +153,14 @@ def run(suite_name: str, **options) -> None:
 @run_options
 @handle_errors
 def fewshot(shots, runs: int, suite_name: str, seeds, **options) -> None:
-    """Train on seeded random subsets of k training images (Fig. 7, Table 1 '16 shots')."""
+    """Train on seeded random subsets of k training images (Fig. 7, Table 1 '16 shots').
+
+    DifferNet only unless --methods says otherwise: the paper's few-shot results are DifferNet's.
+    """
     from bench.runner import load_suite
 
     seeds = seeds or list(range(runs))
+    options["methods"] = options.get("methods") or ["differnet"]
     _execute(load_suite(suite_name), shots=shots, seeds=seeds, **options)
 
 

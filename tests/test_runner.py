@@ -73,6 +73,16 @@ def test_fewshot_runs_draw_different_training_subsets(synthetic_root, tmp_path):
     assert all(len(r.train_files) == 5 and r.shots == 5 for r in records)
 
 
+def test_fewshot_runs_differnet_unless_told_otherwise(synthetic_root, tmp_path):
+    args = ["fewshot", "--shots", "5", "--runs", "1", "--suite", "smoke", "--categories", "blobs",
+            "--data-root", str(synthetic_root), "--results-dir", str(tmp_path),
+            "--preset", "tiny", "--backbone", "random", "--no-progress"]
+    assert invoke(*args, "--set", "epochs=2").exit_code == 0
+    assert {r.method for r in ResultsStore(tmp_path).records()} == {"differnet"}
+    assert invoke(*args, "--methods", "knn").exit_code == 0
+    assert {r.method for r in ResultsStore(tmp_path).records()} == {"differnet", "knn"}
+
+
 def test_a_failing_cell_is_recorded_and_the_others_still_run(synthetic_root, tmp_path, monkeypatch):
     from bench.differnet import DifferNet
 
