@@ -47,17 +47,10 @@ from torch import nn
 from torch.func import functional_call, grad, vmap
 from tqdm import tqdm
 
-from baselines.common import seeded
-from baselines.ganomaly import (
-    DCGANDecoder,
-    DCGANEncoder,
-    batches,
-    dcgan_init,
-    load_test_images,
-    load_train_images,
-)
+from baselines.common import ImageBaseline, batches, seeded
+from baselines.ganomaly import DCGANDecoder, DCGANEncoder, dcgan_init
 from bench.data.base import Sample
-from bench.detector import RunContext, register_method
+from bench.detector import register_method
 
 NOTE = ("substitute: follows Deecke et al., 'Image Anomaly Detection with Generative "
         "Adversarial Networks' (ECML-PKDD 2018), also called ADGAN; not Cheng et al. (ITNEC "
@@ -143,19 +136,13 @@ ADGAN_PRESETS = {
     "adgan", config_cls=ADGANConfig, presets=ADGAN_PRESETS, paper_name="ADGAN",
     uses_backbone=False, note=NOTE,
 )
-class ADGAN:
+class ADGAN(ImageBaseline):
     """Learned state: ``generator_``, ``discriminator_``, ``channels_``, ``loss_history_``
     (mean generator loss per epoch)."""
 
-    def __init__(self, config: ADGANConfig, context: RunContext | None = None):
-        self.config = config
-        self.context = context or RunContext()
-
     def fit(self, train: Sequence[Sample]) -> ADGAN:
         cfg, device = self.config, self.context.device
-        images, self.channels_ = load_train_images(train, cfg.image_size, cfg.channels)
-        self.context.info.update(image_size=cfg.image_size, channels=self.channels_,
-                                 follows="Deecke et al., ADGAN, ECML-PKDD 2018", note=NOTE)
+        images = self._load_train(train, "Deecke et al., ADGAN, ECML-PKDD 2018", note=NOTE)
         with seeded(self.context.seed) as rng:
             latent = torch.Generator().manual_seed(self.context.seed)
             self.generator_ = DCGANDecoder(cfg.image_size, self.channels_, cfg.latent_dim, cfg.width)
@@ -198,7 +185,7 @@ class ADGAN:
     def score(self, test: Sequence[Sample]) -> np.ndarray:
         """Mean reconstruction error over seeds after the latent (and generator) search."""
         cfg, device = self.config, self.context.device
-        images = load_test_images(test, cfg.image_size, self.channels_)
+        images = self._load_test(test)
         # The search's latent seeds come from their own stream of the cell seed, drawn in the
         # order of the test images: the same every run.
         rng = torch.Generator().manual_seed(self.context.seed + 1_000_003)

@@ -1,16 +1,19 @@
 """What the image-based baselines (GeoTrans, GANomaly, DSEBM, ADGAN) share: images loaded
-once as a small tensor, and seeding that leaves the global random state alone."""
+once as a small tensor, index batches, seeding that leaves the global random state alone, and
+the constructor and first step of ``fit`` (``ImageBaseline``)."""
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 import numpy as np
 import torch
 import torchvision.transforms.v2.functional as TF
 
 from bench.data.base import Sample, load_image
+from bench.detector import RunContext
 
 
 def load_images(samples: Sequence[Sample], size: int, channels: int = 3) -> torch.Tensor:
@@ -36,3 +39,58 @@ def seeded(seed: int) -> Iterator[np.random.Generator]:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         yield np.random.default_rng(seed)
+
+
+def to_channels(images: torch.Tensor, channels: int) -> torch.Tensor:
+    """Three-channel images in [-1, 1] as ``channels`` channels (1: the mean of the three)."""
+    if channels == 3:
+        return images
+    if channels == 1:
+        return images.mean(dim=1, keepdim=True)
+    raise ValueError(f"channels must be 1 or 3, got {channels}")
+
+
+def load_train_images(samples: Sequence[Sample], size: int, channels: int | None
+                      ) -> tuple[torch.Tensor, int]:
+    """Training images (N, C, size, size) in [-1, 1] and C; ``channels=None`` picks 1 when
+    every training image is grayscale (R = G = B), else 3. Test labels are never looked at."""
+    images = load_images(samples, size, 3)
+    if channels is None:
+        gray = bool(torch.all(images[:, 0] == images[:, 1]) and torch.all(images[:, 1] == images[:, 2]))
+        channels = 1 if gray else 3
+    return to_channels(images, channels), channels
+
+
+def load_test_images(samples: Sequence[Sample], size: int, channels: int) -> torch.Tensor:
+    return to_channels(load_images(samples, size, 3), channels)
+
+
+def batches(n: int, batch_size: int, rng: np.random.Generator | None = None,
+            min_size: int = 1) -> Iterator[np.ndarray]:
+    """Index batches over ``range(n)``, shuffled by ``rng`` when given; batches smaller than
+    ``min_size`` (a lone image would break BatchNorm in training) are left out."""
+    order = rng.permutation(n) if rng is not None else np.arange(n)
+    for start in range(0, n, batch_size):
+        idx = order[start:start + batch_size]
+        if len(idx) >= min_size:
+            yield idx
+
+
+class ImageBaseline:
+    """Base of the image baselines: hyperparameters in ``config``, the run in ``context``."""
+
+    def __init__(self, config: Any, context: RunContext | None = None):
+        self.config = config
+        self.context = context or RunContext()
+
+    def _load_train(self, train: Sequence[Sample], follows: str, **info: Any) -> torch.Tensor:
+        """The training images at the config's size; sets ``channels_`` and records in the
+        run's info what was trained on and which paper the method follows."""
+        cfg = self.config
+        images, self.channels_ = load_train_images(train, cfg.image_size, cfg.channels)
+        self.context.info.update(image_size=cfg.image_size, channels=self.channels_,
+                                 follows=follows, **info)
+        return images
+
+    def _load_test(self, test: Sequence[Sample]) -> torch.Tensor:
+        return load_test_images(test, self.config.image_size, self.channels_)

@@ -43,8 +43,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from baselines.common import seeded
-from baselines.ganomaly import batches, load_test_images, load_train_images
+from baselines.common import ImageBaseline, batches, seeded
 from bench.data.base import Sample
 from bench.detector import RunContext, register_method
 
@@ -112,20 +111,17 @@ DSEBM_PRESETS = {
     "dsebm", config_cls=DSEBMConfig, presets=DSEBM_PRESETS, paper_name="DSEBM",
     uses_backbone=False,
 )
-class DSEBM:
+class DSEBM(ImageBaseline):
     """Learned state: ``model_``, ``channels_``, ``loss_history_``."""
 
     def __init__(self, config: DSEBMConfig, context: RunContext | None = None):
         if config.score not in ("energy", "reconstruction"):
             raise ValueError(f"unknown DSEBM score {config.score!r}")
-        self.config = config
-        self.context = context or RunContext()
+        super().__init__(config, context)
 
     def fit(self, train: Sequence[Sample]) -> DSEBM:
         cfg, device = self.config, self.context.device
-        images, self.channels_ = load_train_images(train, cfg.image_size, cfg.channels)
-        self.context.info.update(image_size=cfg.image_size, channels=self.channels_,
-                                 follows="Zhai et al., DSEBM, ICML 2016", dsebm_score=cfg.score)
+        images = self._load_train(train, "Zhai et al., DSEBM, ICML 2016", dsebm_score=cfg.score)
         with seeded(self.context.seed) as rng:
             noise = torch.Generator().manual_seed(self.context.seed)
             self.model_ = EnergyModel(cfg.image_size, self.channels_, cfg.width, cfg.hidden)
@@ -158,7 +154,7 @@ class DSEBM:
     def score(self, test: Sequence[Sample]) -> np.ndarray:
         """The energy E(x) (or the reconstruction error ||dE/dx||^2) of each image."""
         cfg, device = self.config, self.context.device
-        images = load_test_images(test, cfg.image_size, self.channels_)
+        images = self._load_test(test)
         out = []
         for idx in batches(len(images), 128):
             x = images[idx].to(device)

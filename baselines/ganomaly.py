@@ -28,9 +28,8 @@ Departures and choices (ours):
   BatchNorm layers score in eval mode (running statistics from training), so a test image's
   score does not depend on the other images in its batch.
 
-This module also holds what the image baselines share: the DCGAN encoder and decoder
-(``DCGANEncoder``, ``DCGANDecoder``, used by ADGAN) and the image loading helpers
-(``load_train_images``, ``load_test_images``, used by GeoTrans, DSEBM and ADGAN).
+This module also holds the DCGAN encoder and decoder (``DCGANEncoder``, ``DCGANDecoder``),
+which ADGAN uses too.
 
 >>> import torch
 >>> g = GanomalyGenerator(image_size=32, channels=1, latent_dim=8, width=4)
@@ -42,7 +41,7 @@ This module also holds what the image baselines share: the DCGAN encoder and dec
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -51,46 +50,11 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from baselines.common import load_images, seeded
+from baselines.common import ImageBaseline, batches, seeded
 from bench.data.base import Sample
-from bench.detector import RunContext, register_method
+from bench.detector import register_method
 
-# -- what the image baselines share ---------------------------------------------------------
-
-
-def to_channels(images: torch.Tensor, channels: int) -> torch.Tensor:
-    """Three-channel images in [-1, 1] as ``channels`` channels (1: the mean of the three)."""
-    if channels == 3:
-        return images
-    if channels == 1:
-        return images.mean(dim=1, keepdim=True)
-    raise ValueError(f"channels must be 1 or 3, got {channels}")
-
-
-def load_train_images(samples: Sequence[Sample], size: int, channels: int | None
-                      ) -> tuple[torch.Tensor, int]:
-    """Training images (N, C, size, size) in [-1, 1] and C; ``channels=None`` picks 1 when
-    every training image is grayscale (R = G = B), else 3. Test labels are never looked at."""
-    images = load_images(samples, size, 3)
-    if channels is None:
-        gray = bool(torch.all(images[:, 0] == images[:, 1]) and torch.all(images[:, 1] == images[:, 2]))
-        channels = 1 if gray else 3
-    return to_channels(images, channels), channels
-
-
-def load_test_images(samples: Sequence[Sample], size: int, channels: int) -> torch.Tensor:
-    return to_channels(load_images(samples, size, 3), channels)
-
-
-def batches(n: int, batch_size: int, rng: np.random.Generator | None = None,
-            min_size: int = 1) -> Iterator[np.ndarray]:
-    """Index batches over ``range(n)``, shuffled by ``rng`` when given; batches smaller than
-    ``min_size`` (a lone image would break BatchNorm in training) are left out."""
-    order = rng.permutation(n) if rng is not None else np.arange(n)
-    for start in range(0, n, batch_size):
-        idx = order[start:start + batch_size]
-        if len(idx) >= min_size:
-            yield idx
+# -- the DCGAN nets that GANomaly and ADGAN share --------------------------------------------
 
 
 def check_image_size(size: int) -> None:
@@ -213,19 +177,13 @@ GANOMALY_PRESETS = {
     "ganomaly", config_cls=GanomalyConfig, presets=GANOMALY_PRESETS, paper_name="GANomaly",
     uses_backbone=False,
 )
-class Ganomaly:
+class Ganomaly(ImageBaseline):
     """The GANomaly detector. Learned state: ``generator_``, ``discriminator_``,
     ``channels_``, ``loss_history_`` (mean generator loss per epoch)."""
 
-    def __init__(self, config: GanomalyConfig, context: RunContext | None = None):
-        self.config = config
-        self.context = context or RunContext()
-
     def fit(self, train: Sequence[Sample]) -> Ganomaly:
         cfg, device = self.config, self.context.device
-        images, self.channels_ = load_train_images(train, cfg.image_size, cfg.channels)
-        self.context.info.update(image_size=cfg.image_size, channels=self.channels_,
-                                 follows="Akcay et al., GANomaly, ACCV 2018")
+        images = self._load_train(train, "Akcay et al., GANomaly, ACCV 2018")
         with seeded(self.context.seed) as rng:
             self.generator_ = GanomalyGenerator(cfg.image_size, self.channels_, cfg.latent_dim,
                                                 cfg.width)
@@ -284,7 +242,7 @@ class Ganomaly:
     def score(self, test: Sequence[Sample]) -> np.ndarray:
         """||G_E(x) - E(G(x))|| per image (higher = more anomalous)."""
         cfg, device = self.config, self.context.device
-        images = load_test_images(test, cfg.image_size, self.channels_)
+        images = self._load_test(test)
         self.generator_.eval()
         out = []
         for idx in batches(len(images), 256):

@@ -50,10 +50,9 @@ from scipy.special import digamma, gammaln, polygamma
 from torch import nn
 from tqdm import tqdm
 
-from baselines.common import seeded
-from baselines.ganomaly import batches, load_test_images, load_train_images
+from baselines.common import ImageBaseline, batches, seeded
 from bench.data.base import Sample
-from bench.detector import RunContext, register_method
+from bench.detector import register_method
 
 # (flip, tx, ty, k): 2 x 3 x 3 x 4 = 72 transformations, in the authors' nesting order.
 TRANSFORMS: tuple[tuple[bool, int, int, int], ...] = tuple(
@@ -219,23 +218,17 @@ GEOTRANS_PRESETS = {
     "geotrans", config_cls=GeoTransConfig, presets=GEOTRANS_PRESETS, paper_name="GeoTrans",
     uses_backbone=False,
 )
-class GeoTrans:
+class GeoTrans(ImageBaseline):
     """Learned state: ``classifier_``, ``alphas_`` (72 x 72 Dirichlet parameters),
     ``channels_``, ``loss_history_``."""
 
     n_transforms = len(TRANSFORMS)
 
-    def __init__(self, config: GeoTransConfig, context: RunContext | None = None):
-        self.config = config
-        self.context = context or RunContext()
-
     def fit(self, train: Sequence[Sample]) -> GeoTrans:
         cfg, device = self.config, self.context.device
-        images, self.channels_ = load_train_images(train, cfg.image_size, cfg.channels)
-        self.context.info.update(
-            image_size=cfg.image_size, channels=self.channels_,
-            follows="Golan and El-Yaniv, NeurIPS 2018",
-            backbone=f"WRN-{cfg.depth}-{cfg.width}", n_transforms=self.n_transforms)
+        images = self._load_train(train, "Golan and El-Yaniv, NeurIPS 2018",
+                                  backbone=f"WRN-{cfg.depth}-{cfg.width}",
+                                  n_transforms=self.n_transforms)
         k = self.n_transforms
         with seeded(self.context.seed) as rng:
             self.classifier_ = WideResNet(cfg.depth, cfg.width, self.channels_, k, cfg.dropout)
@@ -279,7 +272,7 @@ class GeoTrans:
 
     def score(self, test: Sequence[Sample]) -> np.ndarray:
         """Minus the summed Dirichlet log-likelihood over the 72 transformations."""
-        images = load_test_images(test, self.config.image_size, self.channels_)
+        images = self._load_test(test)
         log_p = self._log_softmax_all(images)
         normality = sum(dirichlet_log_pdf(log_p[j], self.alphas_[j])
                         for j in range(self.n_transforms))

@@ -198,6 +198,11 @@ class Provenance:
         return "Not the paper's configuration: " + "; ".join(self.flags) + "."
 
 
+def ok_rows(rows: pd.DataFrame) -> pd.DataFrame:
+    """The rows of cells that finished (an empty frame stays as it is)."""
+    return rows[rows["status"] == "ok"] if not rows.empty else rows
+
+
 def _short(value: Any) -> str:
     if isinstance(value, list | tuple):
         return "(" + ", ".join(map(str, value)) + ")"
@@ -216,7 +221,7 @@ def provenance(
 ) -> Provenance:
     """Provenance of the ``ok`` rows; ``expected`` are config fields the experiment itself
     changes (Table 3's variants, the multimodal run's coupling blocks), not flagged."""
-    ok = rows[rows["status"] == "ok"] if not rows.empty else rows
+    ok = ok_rows(rows)
     if ok.empty:
         return Provenance([], [], 0, 0, 0, [])
     presets = sorted(set(ok["preset"]))

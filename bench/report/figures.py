@@ -21,7 +21,14 @@ from PIL import Image
 from sklearn.metrics import roc_curve
 
 from bench.paper import paper_auroc, paper_table
-from bench.report.data import NOT_RUN, PRESET_RANK, Provenance, ReportData, provenance
+from bench.report.data import (
+    NOT_RUN,
+    PRESET_RANK,
+    Provenance,
+    ReportData,
+    ok_rows,
+    provenance,
+)
 from bench.report.tables import PAPER_MTD_RECALL_AT_0FP, _method_label, paper_to_method
 
 DPI = 150
@@ -99,7 +106,7 @@ def figure5_roc(data: ReportData, out_dir: Path) -> ReportFigure:
     """ROC curves of every method on MTD (seeds averaged vertically on a common FPR grid)."""
     key, title = "fig5_roc_mtd", "Figure 5: ROC curves on Magnetic Tile Defects"
     rows = data.select(dataset="mtd", variant=None, shots=None)
-    ok = rows[rows["status"] == "ok"] if not rows.empty else rows
+    ok = ok_rows(rows)
     base = (
         "ROC curves of the methods on MTD (the paper's Figure 5). The star marks the paper's "
         f"statement that DifferNet reaches a recall of about {PAPER_MTD_RECALL_AT_0FP:.0f} % "
@@ -166,7 +173,7 @@ def figure6_histogram(data: ReportData, out_dir: Path) -> ReportFigure:
     key, title = "fig6_scores_mtd", "Figure 6: DifferNet's anomaly scores on MTD"
     method = paper_to_method().get("DifferNet", "differnet")
     rows = data.select(dataset="mtd", method=method, variant=None, shots=None)
-    ok = rows[rows["status"] == "ok"] if not rows.empty else rows
+    ok = ok_rows(rows)
     base = (
         "Normalised histogram of DifferNet's anomaly scores (mean −log p_Z(z) over the test "
         "transforms, Eq. 5) for the MTD test images (the paper's Figure 6): each class sums "
@@ -242,7 +249,7 @@ def figure7_fewshot(data: ReportData, out_dir: Path) -> ReportFigure:
     key, title = "fig7_fewshot", "Figure 7: AUROC against training-set size"
     method = paper_to_method().get("DifferNet", "differnet")
     rows = data.select(method=method, variant=None)
-    ok = rows[rows["status"] == "ok"] if not rows.empty else rows
+    ok = ok_rows(rows)
     base = (
         "DifferNet's image AUROC against the number of training images (the paper's "
         "Figure 7): the mean over the random training subsets (one per seed), error bars "
