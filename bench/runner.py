@@ -296,8 +296,9 @@ def run_cell(cell: Cell, *, device: str = "cpu", cache_dir: Path | None = None,
     record.n_train, record.n_test = len(split.train), len(split.test)
     record.peak_memory_mb = _peak_memory_mb(device)
     record.info = {**context.info, **{k: v for k, v in split.meta.items() if k != "train_files"}}
-    if get_method(cell.method).note:  # e.g. a substitute that follows another paper
-        record.info["method_note"] = get_method(cell.method).note
+    note = get_method(cell.method).note  # e.g. a substitute that follows another paper
+    if note:
+        record.info["method_note"] = note
     if hasattr(detector, "loss_history_"):
         record.info["loss_history"] = detector.loss_history_
     record.eval_history = list(getattr(detector, "eval_history_", []))
