@@ -12,21 +12,23 @@ import numpy as np
 import torch
 import torchvision.transforms.v2.functional as TF
 
-from bench.data.base import Sample, load_image
+from bench.data.base import Sample
+from bench.data.imagecache import ImageCache
 from bench.detector import RunContext
 
 
-def load_images(samples: Sequence[Sample], size: int, channels: int = 3) -> torch.Tensor:
-    """Images resized to ``size`` x ``size``, float in [-1, 1], shape (N, channels, size, size).
+def load_images(samples: Sequence[Sample], size: int, channels: int = 3,
+                images: ImageCache | None = None) -> torch.Tensor:
+    """Images resized to ``size`` x ``size``, float in [-1, 1], shape (N, channels, size, size),
+    read through the shared decode cache ``images`` when given.
 
     ``channels=1`` converts to grayscale (MTD is grayscale; the GAN baselines then model one
     channel instead of three identical ones).
     """
+    images = images or ImageCache(None)
     out = torch.empty(len(samples), channels, size, size)
     for i, sample in enumerate(samples):
-        image = TF.pil_to_tensor(load_image(sample.path))
-        image = TF.resize(image, [size, size], antialias=True)
-        image = TF.to_dtype(image, torch.float32, scale=True)
+        image = images.load_float(sample.path, size)
         if channels == 1:
             image = TF.rgb_to_grayscale(image)
         out[i] = image * 2 - 1
@@ -50,19 +52,20 @@ def to_channels(images: torch.Tensor, channels: int) -> torch.Tensor:
     raise ValueError(f"channels must be 1 or 3, got {channels}")
 
 
-def load_train_images(samples: Sequence[Sample], size: int, channels: int | None
-                      ) -> tuple[torch.Tensor, int]:
+def load_train_images(samples: Sequence[Sample], size: int, channels: int | None,
+                      cache: ImageCache | None = None) -> tuple[torch.Tensor, int]:
     """Training images (N, C, size, size) in [-1, 1] and C; ``channels=None`` picks 1 when
     every training image is grayscale (R = G = B), else 3. Test labels are never looked at."""
-    images = load_images(samples, size, 3)
+    images = load_images(samples, size, 3, cache)
     if channels is None:
         gray = bool(torch.all(images[:, 0] == images[:, 1]) and torch.all(images[:, 1] == images[:, 2]))
         channels = 1 if gray else 3
     return to_channels(images, channels), channels
 
 
-def load_test_images(samples: Sequence[Sample], size: int, channels: int) -> torch.Tensor:
-    return to_channels(load_images(samples, size, 3), channels)
+def load_test_images(samples: Sequence[Sample], size: int, channels: int,
+                     cache: ImageCache | None = None) -> torch.Tensor:
+    return to_channels(load_images(samples, size, 3, cache), channels)
 
 
 def batches(n: int, batch_size: int, rng: np.random.Generator | None = None,
@@ -87,10 +90,15 @@ class ImageBaseline:
         """The training images at the config's size; sets ``channels_`` and records in the
         run's info what was trained on and which paper the method follows."""
         cfg = self.config
-        images, self.channels_ = load_train_images(train, cfg.image_size, cfg.channels)
+        images, self.channels_ = load_train_images(train, cfg.image_size, cfg.channels,
+                                                   self._image_cache())
         self.context.info.update(image_size=cfg.image_size, channels=self.channels_,
                                  follows=follows, **info)
         return images
 
     def _load_test(self, test: Sequence[Sample]) -> torch.Tensor:
-        return load_test_images(test, self.config.image_size, self.channels_)
+        return load_test_images(test, self.config.image_size, self.channels_, self._image_cache())
+
+    def _image_cache(self) -> ImageCache:
+        cache = self.context.cache_dir
+        return ImageCache(None if cache is None else cache / "images")

@@ -35,7 +35,7 @@ from sklearn.preprocessing import StandardScaler
 
 from bench.config import PRESETS, FeatureConfig
 from bench.detector import register_method
-from bench.pipeline import FeaturePipelineDetector
+from bench.features.pipeline import FeaturePipelineDetector
 
 # The feature fields of DifferNet's presets: with the same values the feature bank and the
 # test features are the same arrays (same cache key, same seeded transform streams), so a run

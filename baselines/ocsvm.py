@@ -45,7 +45,7 @@ from sklearn.svm import OneClassSVM
 from baselines.knn import feature_presets
 from bench.config import FeatureConfig
 from bench.detector import register_method
-from bench.pipeline import FeaturePipelineDetector
+from bench.features.pipeline import FeaturePipelineDetector
 
 
 @dataclass(frozen=True)

@@ -57,6 +57,9 @@ def run_options(func):
         click.option("--data-root", type=click.Path(path_type=Path), help="Folder of dataset categories."),
         click.option("--results-dir", type=click.Path(path_type=Path), default=Path("results"),
                      show_default=True),
+        click.option("--cache-dir", type=click.Path(path_type=Path),
+                     help="Decoded images and features shared between runs "
+                          "[default: <results-dir>/.cache]."),
         click.option("--device", default="cpu", show_default=True, help="cpu or cuda."),
         click.option("--mtd-split", type=click.Choice(["authors", "random"]),
                      help="MTD: the authors' 761 training files, or a seeded random 80/20 split."),
@@ -105,7 +108,7 @@ def download(dataset: str, root: Path, source: str | None, force: bool) -> None:
 
 
 def _execute(suite, *, methods, categories, seeds, preset, backbone, data_root, results_dir,
-             device, mtd_split, set_, progress, localize=False, shots=None) -> None:
+             cache_dir, device, mtd_split, set_, progress, localize=False, shots=None) -> None:
     from bench.results import ResultsStore
     from bench.runner import plan, preflight, run_cells
     from bench.summary import with_paper
@@ -120,7 +123,8 @@ def _execute(suite, *, methods, categories, seeds, preset, backbone, data_root, 
     preflight(cells)
     store = ResultsStore(results_dir)
     click.echo(f"suite {suite.name}: {len(cells)} cells, preset {suite.preset}, results in {results_dir}")
-    summary = run_cells(cells, store, device=device, progress=progress, localize=localize)
+    summary = run_cells(cells, store, device=device, progress=progress, localize=localize,
+                        cache_dir=cache_dir)
     click.echo(f"ran {len(summary.done)}, skipped {len(summary.skipped)} already recorded, "
                f"failed {len(summary.failed)}")
     frame = store.load()

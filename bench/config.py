@@ -42,7 +42,12 @@ class FeatureConfig:
     # the extractor is frozen. "recompute" draws fresh transforms every epoch as the original code.
     feature_mode: str = "bank"
     n_bank_transforms: int = 64  # transforms per training image in the bank (ours)
-    extract_batch_size: int = 32  # throughput only
+    # How the frozen extractor runs; neither is a paper hyperparameter. The engine changes
+    # features only at float rounding (1e-6 relative), so it is not part of a cell's identity;
+    # reduced precision changes them by a few percent, so it is. See bench/features/engines.py.
+    extractor_engine: str = "auto"  # auto | torch | onnxruntime | openvino
+    extractor_precision: str = "fp32"  # fp32 | bf16 | fp16 (CUDA); fp32 is the paper's
+    extract_batch_size: int = 16  # throughput only (and memory: the engine holds a batch of activations)
 
 
 @dataclass(frozen=True)
@@ -97,6 +102,9 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
 }
 
 REDUCED_PRESETS = frozenset({"fast", "tiny"})
+# Fields that change how fast a result is computed, not the result: left out of a config's
+# hash (a cell's identity) and of its departures from the paper.
+RUNTIME_FIELDS = frozenset({"extractor_engine", "extract_batch_size"})
 
 
 def config_from_dict(cls: type, values: dict[str, Any]) -> Any:
@@ -128,7 +136,8 @@ def config_to_dict(config: Any) -> dict[str, Any]:
 
 def config_hash(config: Any) -> str:
     """A short stable hash of a resolved config (part of a result's identity)."""
-    blob = json.dumps(config_to_dict(config), sort_keys=True, default=str)
+    values = {k: v for k, v in config_to_dict(config).items() if k not in RUNTIME_FIELDS}
+    blob = json.dumps(values, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:10]
 
 
@@ -138,11 +147,11 @@ def differences_from_paper(config: Any) -> dict[str, Any]:
     return {
         f.name: getattr(config, f.name)
         for f in dataclasses.fields(config)
-        if getattr(config, f.name) != getattr(default, f.name)
+        if f.name not in RUNTIME_FIELDS and getattr(config, f.name) != getattr(default, f.name)
     }
 
 
 __all__ = [
-    "DifferNetConfig", "FeatureConfig", "PRESETS", "REDUCED_PRESETS", "config_from_dict",
+    "DifferNetConfig", "FeatureConfig", "PRESETS", "REDUCED_PRESETS", "RUNTIME_FIELDS", "config_from_dict",
     "config_hash", "config_to_dict", "differences_from_paper", "resolve_config",
 ]

@@ -34,7 +34,8 @@ class RunContext:
 
     seed: int = 0
     device: str = "cpu"
-    cache_dir: Path | None = None  # where feature banks may be cached between runs
+    # Root of the caches shared between cells: decoded images (images/), features (features/).
+    cache_dir: Path | None = None
     # Where a long fit may save its state every few epochs, so a killed run resumes there.
     checkpoint: Path | None = None
     checkpoint_every: int = 5  # epochs

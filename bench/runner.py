@@ -38,7 +38,7 @@ from bench.data.datasets import dataset_categories
 from bench.data.folder import is_category_dir
 from bench.detector import RunContext, get_method
 from bench.errors import BenchError
-from bench.features import build_backbone
+from bench.features import shared_backbone
 from bench.metrics import image_auroc
 from bench.results import Record, ResultsStore
 
@@ -195,7 +195,7 @@ def preflight(cells: list[Cell]) -> None:
                     "the corrupt file."
                 ) from None
     for backbone in sorted({c.backbone for c in cells if c.backbone}):
-        build_backbone(backbone)
+        shared_backbone(backbone)
 
 
 def _versions() -> dict[str, str]:
@@ -321,16 +321,25 @@ class RunSummary:
 
 
 def run_cells(cells: Iterable[Cell], store: ResultsStore, *, device: str = "cpu",
-              progress: bool = False, localize: bool = False) -> RunSummary:
-    """Run every cell not yet recorded; a failed cell is recorded as failed and the run goes on."""
+              progress: bool = False, localize: bool = False,
+              cache_dir: Path | None = None) -> RunSummary:
+    """Run every cell not yet recorded; a failed cell is recorded as failed and the run goes on.
+
+    Decoded images and features are cached under ``cache_dir`` (default: the store's
+    ``.cache/``), shared by every cell, method and seed that needs the same ones.
+    """
     summary = RunSummary()
-    cache_dir = store.root / ".cache" / "features"
+    cache_dir = Path(cache_dir) if cache_dir is not None else store.root / ".cache"
+    cells = list(cells)
+    clock = SuiteClock(len(cells))
     for cell in cells:
         if store.is_done(cell):
             summary.skipped.append(cell)
             log.info("skip %s (already recorded)", cell.cell_id)
+            clock.skipped()
             continue
         log.info("run %s", cell.cell_id)
+        clock.start()
         try:
             record = run_cell(cell, device=device, cache_dir=cache_dir, progress=progress,
                               store=store, localize=localize)
@@ -345,4 +354,39 @@ def run_cells(cells: Iterable[Cell], store: ResultsStore, *, device: str = "cpu"
             summary.failed.append(record)
             log.error("cell %s failed: %s", cell.cell_id, record.error)
         store.write(record)
+        log.info("%s", clock.finished())
     return summary
+
+
+class SuiteClock:
+    """The suite's progress line: cell i of n, elapsed, and an ETA from the cells run so far
+    (skipped cells take no time, so they do not count towards the mean)."""
+
+    def __init__(self, total: int):
+        self.total, self.done, self.ran = total, 0, 0
+        self.begin = self.cell_start = time.perf_counter()
+        self.run_seconds = 0.0
+
+    def skipped(self) -> None:
+        self.done += 1
+
+    def start(self) -> None:
+        self.cell_start = time.perf_counter()
+
+    def finished(self) -> str:
+        self.done += 1
+        self.ran += 1
+        self.run_seconds += time.perf_counter() - self.cell_start
+        left = self.total - self.done
+        eta = _duration(self.run_seconds / self.ran * left) if left else "0s"
+        return (f"suite: cell {self.done} of {self.total}, elapsed "
+                f"{_duration(time.perf_counter() - self.begin)}, ETA {eta}")
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h{minutes:02d}m"
+    return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"

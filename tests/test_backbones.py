@@ -8,8 +8,8 @@ import torchvision.transforms.v2.functional as TF
 from sklearn.datasets import load_sample_image
 
 from bench.errors import BenchError
-from bench.features import ALEXNET_WEIGHTS_FILE, build_backbone, load_efficientnet_lite0
-from bench.transforms import normalize
+from bench.features.backbones import ALEXNET_WEIGHTS_FILE, build_backbone, load_efficientnet_lite0
+from bench.features.transforms import normalize
 
 PALACE, CHURCH, BELL_COTE = 698, 497, 442
 

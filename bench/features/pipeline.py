@@ -15,9 +15,13 @@ import numpy as np
 
 from bench.config import FeatureConfig
 from bench.data.base import Sample
+from bench.data.imagecache import ImageCache
 from bench.detector import RunContext
-from bench.features import MultiScaleExtractor, build_backbone, cached, extract, feature_cache_key
-from bench.transforms import test_transforms, train_transforms
+from bench.features.backbones import shared_backbone
+from bench.features.bank import cached, extract, feature_cache_key
+from bench.features.engines import Engine, shared_engine
+from bench.features.extractor import MultiScaleExtractor
+from bench.features.transforms import test_transforms, train_transforms
 
 # Independent random streams of one cell, all derived from the cell seed.
 STREAM_TRAIN_TRANSFORMS, STREAM_TEST_TRANSFORMS, STREAM_EPOCHS = 1, 2, 3
@@ -44,19 +48,31 @@ class FeaturePipelineDetector:
         return np.random.default_rng([self.context.seed, stream])
 
     def _extractor(self) -> MultiScaleExtractor:
+        """The differentiable PyTorch extractor (gradient maps need it)."""
         if getattr(self, "extractor_", None) is None:
-            self.extractor_ = MultiScaleExtractor(build_backbone(self.config.backbone), self.config)
+            self.extractor_ = MultiScaleExtractor(shared_backbone(self.config.backbone), self.config)
         return self.extractor_
 
+    def _engine(self) -> Engine:
+        """The inference engine for the frozen extractor (``extractor_engine``)."""
+        cfg = self.config
+        engine = shared_engine(cfg.backbone, cfg.extractor_engine, self.context.device,
+                               cfg.extractor_precision)
+        self.context.info["extractor_engine"] = engine.describe()
+        return engine
+
+    def images(self) -> ImageCache:
+        cache = self.context.cache_dir
+        return ImageCache(None if cache is None else cache / "images")
+
     def features(self, samples: Sequence[Sample], params: np.ndarray, desc: str) -> np.ndarray:
-        """Features of ``samples`` under ``params`` (N, K, 3), from the on-disk cache if there."""
-        extractor = self._extractor()
-        cache_dir = self.context.cache_dir
-        key = feature_cache_key(self.config.backbone, self.config, samples, params)
+        """Features of ``samples`` under ``params`` (N, K, D), from the on-disk cache if there."""
+        engine, images, cache = self._engine(), self.images(), self.context.cache_dir
+        key = feature_cache_key(engine, self.config, images, samples, params)
         return cached(
-            cache_dir, key,
-            lambda: extract(extractor, samples, params, self.config, self.context.device,
-                            self.context.progress, desc),
+            None if cache is None else cache / "features", key,
+            lambda: extract(engine, images, samples, params, self.config, self.context.progress,
+                            desc),
         )
 
     def train_params(self, n_images: int) -> np.ndarray:

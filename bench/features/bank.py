@@ -1,0 +1,174 @@
+"""Features of transformed images, computed in batches and cached on disk by what they depend on.
+
+The extractor is frozen, so the features of a transformed image are a pure function of the
+image, the transform and the extractor: ``extract`` computes them once (a pipeline of three
+stages that overlap: decoded images from the ``ImageCache``, transforms applied to whole
+batches, the engine), and ``cached`` keeps them under a key of everything they depend on, so a
+rerun or another method on the same features never recomputes them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import queue
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from bench.config import FeatureConfig
+from bench.data.base import Sample
+from bench.data.imagecache import RECIPE, ImageCache
+from bench.features.engines import Engine
+from bench.features.extractor import extractor_scales
+from bench.features.transforms import prepare_batch
+
+log = logging.getLogger(__name__)
+_PREFETCH = 8  # decoded images in flight ahead of the batch being assembled
+_QUEUE = 2  # prepared batches waiting for the engine
+
+
+def _decoded(images: ImageCache, samples: Sequence[Sample], size: int) -> Iterator[np.ndarray]:
+    """Compact uint8 images in order (one channel for grayscale), read by two threads a bounded
+    window ahead (PIL and NumPy's file reads release the GIL)."""
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        window = [pool.submit(images.load_compact, s.path, size) for s in samples[:_PREFETCH]]
+        for i in range(len(samples)):
+            image = window.pop(0).result()
+            if i + _PREFETCH < len(samples):
+                window.append(pool.submit(images.load_compact, samples[i + _PREFETCH].path, size))
+            yield image
+
+
+def _stack(images: list[np.ndarray]) -> torch.Tensor:
+    """uint8 (B, C, S, S): one channel when every image is grayscale, else three."""
+    channels = max(x.shape[0] for x in images)
+    return torch.from_numpy(np.stack([np.broadcast_to(x, (channels, *x.shape[1:]))
+                                      for x in images]))
+
+
+def _batches(images: ImageCache, samples: Sequence[Sample], params: np.ndarray,
+             config: FeatureConfig) -> Iterator[tuple[np.ndarray, list[torch.Tensor]]]:
+    """(flat indices, per-scale normalised inputs) for ``extract_batch_size`` transformed images
+    at a time, in image-major order."""
+    n, k, _ = params.shape
+    flat_params = params.reshape(n * k, 3)
+    scales = extractor_scales(config)
+    pending: list[np.ndarray] = []
+    slots: list[int] = []
+
+    def prepared() -> tuple[np.ndarray, list[torch.Tensor]]:
+        idx = np.array(slots)
+        with torch.inference_mode():
+            scaled = prepare_batch(_stack(pending), flat_params[idx], config, scales)
+        pending.clear()
+        slots.clear()
+        return idx, scaled
+
+    for i, image in enumerate(_decoded(images, samples, config.image_size)):
+        for j in range(k):
+            pending.append(image)
+            slots.append(i * k + j)
+            if len(pending) >= config.extract_batch_size:
+                yield prepared()
+    if pending:
+        yield prepared()
+
+
+def extract(engine: Engine, images: ImageCache, samples: Sequence[Sample], params: np.ndarray,
+            config: FeatureConfig, progress: bool = False, desc: str = "features") -> np.ndarray:
+    """Features of every transformed image: params (N, K, 3) -> features (N, K, D).
+
+    A producer thread decodes, transforms and resizes the next batches while the engine runs on
+    the current one, so the engine does not wait for its input.
+    """
+    n, k, _ = params.shape
+    dim = engine.backbone.channels * len(extractor_scales(config))
+    out = np.empty((n * k, dim), dtype=np.float32)
+    ready: queue.Queue = queue.Queue(maxsize=_QUEUE)
+    stop = threading.Event()
+    failure: list[BaseException] = []
+
+    def produce() -> None:
+        try:
+            for item in _batches(images, samples, params, config):
+                while not stop.is_set():
+                    try:
+                        ready.put(item, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+        except BaseException as err:  # re-raised in the consumer
+            failure.append(err)
+        finally:
+            ready.put(None)
+
+    producer = threading.Thread(target=produce, name="feature-batches", daemon=True)
+    producer.start()
+    try:
+        with tqdm(total=n * k, desc=desc, unit="img", disable=not progress) as bar:
+            while (item := ready.get()) is not None:
+                idx, scaled = item
+                out[idx] = engine(scaled)
+                bar.update(len(idx))
+    finally:
+        stop.set()
+        while producer.is_alive():  # unblock a producer waiting on a full queue
+            try:
+                ready.get(timeout=0.1)
+            except queue.Empty:
+                pass
+        producer.join()
+    if failure:
+        raise failure[0]
+    return out.reshape(n, k, dim)
+
+
+def feature_cache_key(engine: Engine, config: FeatureConfig, images: ImageCache,
+                      samples: Sequence[Sample], params: np.ndarray) -> str:
+    """Everything the features depend on: backbone, engine and precision, extractor settings,
+    the files' contents and the transforms."""
+    blob = json.dumps(
+        {
+            "backbone": engine.backbone.name,
+            "engine": engine.name,
+            "precision": engine.precision,
+            "image_recipe": RECIPE,
+            "image_size": config.image_size,
+            "scales": list(extractor_scales(config)),
+            "downscale_mode": config.downscale_mode,
+            "rotation_interpolation": config.rotation_interpolation,
+            "files": [images.key(s.path) for s in samples],
+            "params": hashlib.sha256(np.ascontiguousarray(params, np.float32).tobytes()).hexdigest(),
+        },
+        sort_keys=True,
+    )
+    return hashlib.sha256(blob.encode()).hexdigest()[:24]
+
+
+def cached(cache_dir: Path | None, key: str, compute: Callable[[], np.ndarray]) -> np.ndarray:
+    """Load features from ``cache_dir/key.npy`` or compute and store them atomically."""
+    if cache_dir is None:
+        return compute()
+    path = Path(cache_dir) / f"{key}.npy"
+    if path.is_file():
+        try:
+            return np.load(path)
+        except (ValueError, OSError):
+            log.warning("feature cache %s is unreadable; recomputing it", path)
+    values = compute()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as fh:
+        np.save(fh, values)
+    os.replace(tmp, path)
+    return values

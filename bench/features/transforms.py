@@ -1,0 +1,172 @@
+"""The transforms T of Sec. 3.2 / 4.2: rotations, and brightness and contrast for MTD.
+
+A transform is three numbers (angle in degrees, brightness factor, contrast factor). They are
+drawn from a seeded generator, kept with the features they produced, and applied the same way
+in training and inference (Sec. 4.2).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+import torchvision.transforms.v2.functional as TF
+
+from bench.config import FeatureConfig
+
+IDENTITY = np.array([0.0, 1.0, 1.0], dtype=np.float32)
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def draw_transforms(config: FeatureConfig, n: int, rng: np.random.Generator) -> np.ndarray:
+    """``n`` random transforms, shape (n, 3): angle ~ U[0, rotation_degrees), factors ~ U[range]."""
+    params = np.tile(IDENTITY, (n, 1))
+    params[:, 0] = rng.uniform(0.0, config.rotation_degrees, size=n)
+    if config.photometric:
+        low, high = config.photometric_range
+        params[:, 1:] = rng.uniform(low, high, size=(n, 2))
+    return params
+
+
+def _right_angles(params: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Angles replaced by multiples of 90 degrees: transform j of an image is rotated by
+    90 * ((j + offset) mod 4) with a random offset per image, so 4 transforms give all four."""
+    n_images, n, _ = params.shape
+    offsets = rng.integers(0, 4, size=(n_images, 1))
+    params[:, :, 0] = 90.0 * ((np.arange(n)[None, :] + offsets) % 4)
+    return params
+
+
+def _draw(config: FeatureConfig, n_images: int, n: int, rng: np.random.Generator) -> np.ndarray:
+    params = draw_transforms(config, n_images * n, rng).reshape(n_images, n, 3)
+    if config.rotation_mode == "right_angles":
+        return _right_angles(params, rng)
+    if config.rotation_mode != "uniform":
+        raise ValueError(f"unknown rotation_mode {config.rotation_mode!r}")
+    return params
+
+
+def train_transforms(config: FeatureConfig, n_images: int, n: int, rng: np.random.Generator) -> np.ndarray:
+    """Transforms for the training bank, shape (n_images, n, 3); identity when switched off."""
+    if not config.train_transforms:
+        return np.tile(IDENTITY, (n_images, 1, 1))
+    return _draw(config, n_images, n, rng)
+
+
+def test_transforms(config: FeatureConfig, n_images: int, rng: np.random.Generator) -> np.ndarray:
+    """Transforms for scoring, shape (n_images, n_test, 3).
+
+    One test transform means the original image only (Sec. 4.5). ``even`` spaces the rotations
+    evenly instead of drawing them (still drawing the photometric factors).
+    """
+    n = config.n_test_transforms
+    if n == 1:
+        return np.tile(IDENTITY, (n_images, 1, 1))
+    params = _draw(config, n_images, n, rng)
+    if config.test_transform_mode == "even":
+        params[:, :, 0] = np.arange(n) * (config.rotation_degrees / n)
+    elif config.test_transform_mode != "random":
+        raise ValueError(f"unknown test_transform_mode {config.test_transform_mode!r}")
+    return params
+
+
+def rotation_grid(angles: torch.Tensor, size: int) -> torch.Tensor:
+    """Sampling grids (B, size, size, 2) for ``F.grid_sample`` that rotate square images
+    counter-clockwise by ``angles`` degrees about their centre: the inverse map torchvision's
+    ``rotate`` builds (``_get_inverse_affine_matrix(center, -angle, ...)``), evaluated at pixel
+    centres in normalised coordinates as ``F.affine_grid(..., align_corners=False)`` does, but
+    as two broadcast products instead of a (size^2 x 3) @ (3 x 2) matmul per image."""
+    rad = torch.deg2rad(-angles.double())
+    cos = torch.cos(rad).float().view(-1, 1, 1)
+    sin = torch.sin(rad).float().view(-1, 1, 1)
+    coords = (torch.arange(size, dtype=torch.float32) * 2 + 1) / size - 1
+    x, y = coords.view(1, 1, size), coords.view(1, size, 1)
+    return torch.stack([cos * x + sin * y, cos * y - sin * x], dim=-1)
+
+
+def rotate_batch(images: torch.Tensor, angles: torch.Tensor, interpolation: str) -> torch.Tensor:
+    """Each image of (B, C, S, S) rotated by its own angle, with ``TF.rotate``'s geometry (centre
+    of the image, zero fill, no expansion). Multiples of 90 degrees are exact pixel permutations
+    (``torch.rot90``); the other angles share one ``grid_sample`` call."""
+    if images.shape[-1] != images.shape[-2]:
+        raise ValueError("rotate_batch expects square images")
+    quarter = torch.remainder(angles.double(), 360.0) / 90.0
+    exact = quarter == torch.round(quarter)
+    idx = torch.nonzero(~exact).flatten()
+    if len(idx):
+        sampled = F.grid_sample(images[idx] if len(idx) < len(images) else images,
+                                rotation_grid(angles[idx], images.shape[-1]), mode=interpolation,
+                                padding_mode="zeros", align_corners=False)
+        if len(idx) == len(images):
+            return sampled
+    out = torch.empty_like(images)
+    if len(idx):
+        out[idx] = sampled
+    for i in torch.nonzero(exact).flatten().tolist():
+        out[i] = torch.rot90(images[i], int(quarter[i].round()) % 4, dims=(-2, -1))
+    return out
+
+
+def grayscale(images: torch.Tensor) -> torch.Tensor:
+    """``TF.rgb_to_grayscale`` of (B, 3, H, W), or of the RGB image a one-channel batch stands
+    for (three equal channels), computed with the same weights in the same order."""
+    if images.shape[-3] == 3:
+        return TF.rgb_to_grayscale(images)
+    return images.mul(0.2989).add_(images, alpha=0.587).add_(images, alpha=0.114)
+
+
+def apply_transforms(images: torch.Tensor, params: np.ndarray, config: FeatureConfig) -> torch.Tensor:
+    """Transform T_i of each float image in [0, 1], (B, C, S, S), with its own (angle,
+    brightness, contrast) row of ``params`` (B, 3): rotation, then ``TF.adjust_brightness`` and
+    ``TF.adjust_contrast`` vectorised over the batch (a factor of 1 leaves an image as it is).
+
+    ``C`` is 3, or 1 for a batch of grayscale images (a third of the work; the result equals
+    the transformed three-channel image's first channel).
+    """
+    p = torch.as_tensor(np.asarray(params, dtype=np.float32))
+    out = rotate_batch(images, p[:, 0], config.rotation_interpolation)
+    brightness, contrast = p[:, 1].view(-1, 1, 1, 1), p[:, 2].view(-1, 1, 1, 1)
+    if bool((brightness != 1).any()):
+        out.mul_(brightness).clamp_(0, 1)
+    if bool((contrast != 1).any()):
+        mean = grayscale(out).mean(dim=(-3, -2, -1), keepdim=True)
+        out.mul_(contrast).add_(mean.mul(1.0 - contrast)).clamp_(0, 1)
+    return out
+
+
+def prepare_batch(images: torch.Tensor, params: np.ndarray, config: FeatureConfig,
+                  scales: tuple[int, ...]) -> list[torch.Tensor]:
+    """The extractor's inputs for uint8 images (B, C, S, S), C = 1 (grayscale) or 3: each image
+    transformed by its row of ``params``, resized to every scale, normalised to 3 channels.
+
+    The same numbers as transforming the 3-channel float image, normalising and resizing
+    (``scale_inputs``), up to float rounding: resizing is linear, so it commutes with the
+    per-channel normalisation, which is done last so grayscale images are carried as one
+    channel until then.
+    """
+    floats = TF.to_dtype(images, torch.float32, scale=True)
+    transformed = apply_transforms(floats, params, config)
+    # (x - mean) / std as one multiply-add that also widens one channel to three.
+    scale = 1.0 / torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+    shift = -torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1) * scale
+    return [torch.addcmul(shift, x, scale)
+            for x in scale_inputs(transformed, scales, config.downscale_mode)]
+
+
+def scale_inputs(images: torch.Tensor, scales: tuple[int, ...], mode: str) -> list[torch.Tensor]:
+    """``images`` resized to each of ``scales`` (antialiased for smooth modes); a scale equal
+    to the input size passes the tensor through untouched."""
+    out = []
+    for size in scales:
+        x = images
+        if x.shape[-1] != size or x.shape[-2] != size:
+            smooth = mode in ("bilinear", "bicubic")
+            x = F.interpolate(x, size=(size, size), mode=mode, antialias=smooth)
+        out.append(x)
+    return out
+
+
+def normalize(batch: torch.Tensor) -> torch.Tensor:
+    """ImageNet mean/std normalisation (Sec. 4.2: the extractor is pretrained on ImageNet)."""
+    return TF.normalize(batch, IMAGENET_MEAN, IMAGENET_STD)

@@ -1,0 +1,142 @@
+"""The fast feature path computes what the plain per-image PyTorch path computes."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import numpy as np
+import pytest
+import torch
+import torchvision.transforms.v2.functional as TF
+from torchvision.transforms import InterpolationMode
+
+from bench.config import FeatureConfig
+from bench.data import load_split
+from bench.data.imagecache import ImageCache, decode_resized
+from bench.errors import BenchError
+from bench.features.backbones import build_backbone
+from bench.features.bank import extract
+from bench.features.engines import build_engine, resolve_engine
+from bench.features.extractor import MultiScaleExtractor
+from bench.features.transforms import apply_transforms, normalize
+
+
+def per_image_reference(image: torch.Tensor, params: np.ndarray, interpolation: str) -> torch.Tensor:
+    """One image, one transform, with torchvision's own functions (what the code did before)."""
+    angle, brightness, contrast = (float(p) for p in params)
+    out = TF.rotate(image, angle, interpolation=InterpolationMode(interpolation))
+    out = TF.adjust_brightness(out, brightness)
+    return TF.adjust_contrast(out, contrast)
+
+
+@pytest.mark.parametrize("interpolation", ["bilinear", "nearest"])
+def test_batched_transforms_match_torchvision(interpolation):
+    rng = np.random.default_rng(0)
+    images = torch.rand(12, 3, 48, 48)
+    params = np.stack([
+        np.r_[0.0, 90.0, 180.0, 270.0, 360.0, -90.0, rng.uniform(0, 360, 6)],
+        np.r_[1.0, 1.0, 1.1, 0.9, 1.0, 1.0, rng.uniform(0.85, 1.15, 6)],
+        np.r_[1.0, 0.9, 1.0, 1.15, 1.0, 1.0, rng.uniform(0.85, 1.15, 6)],
+    ], axis=1).astype(np.float32)
+    config = FeatureConfig(rotation_interpolation=interpolation)
+    batched = apply_transforms(images, params, config)
+    for i in range(len(images)):
+        expected = per_image_reference(images[i], params[i], interpolation)
+        if interpolation == "nearest" and params[i, 0] % 90:
+            # Nearest neighbour may pick the other pixel where a sample point falls exactly
+            # half-way; compare all but a handful of pixels.
+            assert (batched[i] - expected).abs().gt(1e-4).float().mean() < 0.01
+        else:
+            torch.testing.assert_close(batched[i], expected, atol=2e-5, rtol=0)
+
+
+def test_right_angles_are_exact_permutations():
+    image = torch.rand(1, 3, 8, 8)
+    out = apply_transforms(image.repeat(4, 1, 1, 1),
+                           np.array([[a, 1, 1] for a in (0, 90, 180, 270)], np.float32),
+                           FeatureConfig())
+    for k in range(4):
+        assert torch.equal(out[k], torch.rot90(image[0], k, dims=(-2, -1)))
+
+
+def test_image_cache_returns_what_decoding_returns(synthetic_root, tmp_path):
+    split = load_split("synthetic", "stripes", synthetic_root)
+    cache = ImageCache(tmp_path / "images")
+    for sample in split.train[:3]:
+        first = cache.load(sample.path, 40)
+        assert np.array_equal(first, decode_resized(sample.path, 40))
+        assert np.array_equal(cache.load(sample.path, 40), first)  # now from disk
+    entries = list((tmp_path / "images").rglob("*.npy"))
+    assert len(entries) == 3
+    # Keyed by content: a copy of a file elsewhere is the same entry.
+    copy = tmp_path / "copy.png"
+    copy.write_bytes(split.train[0].path.read_bytes())
+    cache.load(copy, 40)
+    assert len(list((tmp_path / "images").rglob("*.npy"))) == 3
+
+
+def _reference_features(extractor, images: ImageCache, samples, params, config):
+    """Per image and transform, torchvision's functions and the PyTorch extractor."""
+    out = []
+    with torch.inference_mode():
+        for sample, rows in zip(samples, params):
+            image = images.load_float(sample.path, config.image_size)
+            batch = torch.stack([per_image_reference(image, p, config.rotation_interpolation)
+                                 for p in rows])
+            out.append(extractor(normalize(batch)).numpy())
+    return np.stack(out)
+
+
+@pytest.mark.parametrize("engine", ["torch", "onnxruntime", "openvino"])
+def test_engines_give_the_reference_features(engine, synthetic_root):
+    if importlib.util.find_spec(engine) is None:
+        pytest.skip(f"{engine} is not installed")
+    config = FeatureConfig(backbone="random", image_size=64, scales=(64, 32, 16),
+                           photometric=True, extract_batch_size=5)
+    split = load_split("synthetic", "blobs", synthetic_root)
+    samples = split.train[:4]
+    params = np.stack([np.array([[a, b, c] for a, b, c in zip(
+        np.random.default_rng(i).uniform(0, 360, 3), [1.0, 0.9, 1.1], [1.1, 1.0, 0.87])],
+        np.float32) for i in range(len(samples))])
+    backbone = build_backbone("random")
+    images = ImageCache(None)
+    features = extract(build_engine(backbone, engine, "cpu", "fp32"), images, samples, params,
+                       config)
+    expected = _reference_features(MultiScaleExtractor(backbone, config), images, samples,
+                                   params, config)
+    assert features.shape == (4, 3, 3 * 128)
+    rel = np.linalg.norm(features - expected) / np.linalg.norm(expected)
+    assert rel < 1e-5
+
+
+def test_auto_engine_falls_back_to_torch_without_the_optional_engines(monkeypatch):
+    import bench.features.engines as engines
+
+    monkeypatch.setattr(engines, "engine_available", lambda name: name == "torch")
+    assert resolve_engine("auto", "cpu", "fp32") == "torch"
+    assert resolve_engine("auto", "cuda", "fp32") == "torch"
+    with pytest.raises(BenchError, match="not installed"):
+        resolve_engine("onnxruntime", "cpu", "fp32")
+
+
+def test_engine_errors_are_one_sentence():
+    with pytest.raises(BenchError, match="unknown extractor_engine"):
+        resolve_engine("tensorrt", "cpu", "fp32")
+    with pytest.raises(BenchError, match="cannot run fp16"):
+        resolve_engine("torch", "cpu", "fp16")
+    with pytest.raises(BenchError, match="CPU only"):
+        resolve_engine("onnxruntime", "cuda", "fp32")
+
+
+def test_grayscale_batches_are_carried_as_one_channel():
+    """A grayscale batch (one channel) gives the features inputs its 3-channel copy gives."""
+    from bench.features.transforms import draw_transforms, prepare_batch
+
+    config = FeatureConfig(photometric=True)
+    gray = (torch.rand(6, 1, 32, 32) * 255).to(torch.uint8)
+    params = draw_transforms(config, 6, np.random.default_rng(1))
+    params[:2, 0] = [90.0, 0.0]
+    one = prepare_batch(gray, params, config, (32, 16, 8))
+    three = prepare_batch(gray.expand(-1, 3, -1, -1).contiguous(), params, config, (32, 16, 8))
+    for a, b in zip(one, three):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=0)
