@@ -50,7 +50,7 @@ from tqdm import tqdm
 from baselines.common import ImageBaseline, batches, seeded
 from baselines.ganomaly import DCGANDecoder, DCGANEncoder, dcgan_init
 from bench.data.base import Sample
-from bench.detector import register_method
+from bench.registry import register_method
 
 NOTE = ("substitute: follows Deecke et al., 'Image Anomaly Detection with Generative "
         "Adversarial Networks' (ECML-PKDD 2018), also called ADGAN; not Cheng et al. (ITNEC "

@@ -14,7 +14,7 @@ import torchvision.transforms.v2.functional as TF
 
 from bench.data.base import Sample
 from bench.data.imagecache import ImageCache
-from bench.detector import RunContext
+from bench.registry import RunContext
 
 
 def load_images(samples: Sequence[Sample], size: int, channels: int = 3,

@@ -45,7 +45,7 @@ from tqdm import tqdm
 
 from baselines.common import ImageBaseline, batches, seeded
 from bench.data.base import Sample
-from bench.detector import RunContext, register_method
+from bench.registry import RunContext, register_method
 
 
 class EnergyModel(nn.Module):

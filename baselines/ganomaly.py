@@ -52,7 +52,7 @@ from tqdm import tqdm
 
 from baselines.common import ImageBaseline, batches, seeded
 from bench.data.base import Sample
-from bench.detector import register_method
+from bench.registry import register_method
 
 # -- the DCGAN nets that GANomaly and ADGAN share --------------------------------------------
 

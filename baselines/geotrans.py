@@ -52,7 +52,7 @@ from tqdm import tqdm
 
 from baselines.common import ImageBaseline, batches, seeded
 from bench.data.base import Sample
-from bench.detector import register_method
+from bench.registry import register_method
 
 # (flip, tx, ty, k): 2 x 3 x 3 x 4 = 72 transformations, in the authors' nesting order.
 TRANSFORMS: tuple[tuple[bool, int, int, int], ...] = tuple(

@@ -34,8 +34,8 @@ from sklearn.neighbors import NearestNeighbors
 from sklearn.preprocessing import StandardScaler
 
 from bench.config import PRESETS, FeatureConfig
-from bench.detector import register_method
 from bench.features.pipeline import FeaturePipelineDetector
+from bench.registry import register_method
 
 # The feature fields of DifferNet's presets: with the same values the feature bank and the
 # test features are the same arrays (same cache key, same seeded transform streams), so a run

@@ -44,8 +44,8 @@ from sklearn.svm import OneClassSVM
 
 from baselines.knn import feature_presets
 from bench.config import FeatureConfig
-from bench.detector import register_method
 from bench.features.pipeline import FeaturePipelineDetector
+from bench.registry import register_method
 
 
 @dataclass(frozen=True)

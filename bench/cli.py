@@ -193,8 +193,8 @@ def results(results_dir: Path, fmt: str) -> None:
 def list_() -> None:
     """List suites, methods, presets, backbones and datasets."""
     from bench.data import DATASETS
-    from bench.detector import METHODS, available_methods
     from bench.features import BACKBONES
+    from bench.methods import available_methods, get_method
     from bench.runner import available_suites, load_suite
 
     click.echo("suites:")
@@ -202,7 +202,7 @@ def list_() -> None:
         click.echo(f"  {name:10s} {load_suite(name).description}")
     click.echo("methods:")
     for name in available_methods():
-        spec = METHODS[name]
+        spec = get_method(name)
         click.echo(f"  {name:10s} presets: {', '.join(spec.presets)}" + (f"  ({spec.note})" if spec.note else ""))
     click.echo(f"backbones: {', '.join(BACKBONES)}")
     click.echo(f"datasets: {', '.join(DATASETS)}")

@@ -8,6 +8,22 @@ from pathlib import Path
 import pandas as pd
 
 PAPER_DIR = Path(__file__).resolve().parents[1] / "results" / "paper"
+# Our method names -> the paper's column names in Tables 1 and 2. Static, so tables can be
+# built from records without importing a method (tests check it agrees with the registry).
+PAPER_COLUMNS = {
+    "geotrans": "GeoTrans", "ganomaly": "GANomaly", "dsebm": "DSEBM", "adgan": "ADGAN",
+    "ocsvm": "OCSVM", "knn": "1-NN", "differnet": "DifferNet",
+}
+
+
+def paper_name(method: str) -> str | None:
+    """The paper's column for ``method``, or None for a method the paper did not run."""
+    return PAPER_COLUMNS.get(method)
+
+
+def method_label(method: str) -> str:
+    """How tables name a method: the paper's name where it has one."""
+    return PAPER_COLUMNS.get(method, method)
 
 
 @cache

@@ -16,9 +16,17 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+# The one definition of a cell's identity. A paper-table cell (what a table row x column
+# shows) is run under one or more configurations, each with one or more seeds. ``Cell.cell_id``
+# spells these fields, a ``Record`` stores them, and the tidy table has them as columns.
+TABLE_CELL = ("dataset", "category", "method", "shots", "variant")
+CONFIGURATION = ("preset", "backbone", "mtd_split", "config_hash")
+CELL_FIELDS = (*TABLE_CELL, *CONFIGURATION, "seed")
+# What the seed summaries average over seeds within.
+SEED_GROUP = [*TABLE_CELL, *CONFIGURATION]
 TABLE_COLUMNS = [
-    "method", "dataset", "category", "seed", "shots", "preset", "backbone", "variant", "auroc", "status",
-    "reduced", "fit_s", "score_s", "n_train", "n_test", "max_eval_auroc", "cell_id",
+    *CELL_FIELDS, "auroc", "status", "reduced", "fit_s", "score_s", "n_train", "n_test",
+    "max_eval_auroc", "cell_id",
 ]
 
 
@@ -38,6 +46,7 @@ class Record:
     config_hash: str
     reduced: bool  # True when the config departs from the paper's (a reduced or substitute run)
     departures: dict[str, Any] = field(default_factory=dict)  # config fields unlike the paper's
+    mtd_split: str | None = None  # MTD's train/test split ("authors" or "random"); None elsewhere
     auroc: float | None = None  # image AUROC of the model after the last epoch
     # (epoch, AUROC) pairs when evaluation during training was switched on; their maximum is
     # test-set selection, as the original code printed, and is reported only as such.
@@ -120,6 +129,8 @@ class ResultsStore:
         for path in sorted((self.root / "records").glob("**/*.json")):
             data = json.loads(path.read_text())
             data["eval_history"] = [tuple(x) for x in data.get("eval_history", [])]
+            # Records written before mtd_split was a field kept it in info.
+            data.setdefault("mtd_split", data.get("info", {}).get("mtd_split"))
             out.append(Record(**data))
         return out
 

@@ -36,10 +36,11 @@ from bench.config import (
 from bench.data import ensure_dataset, get_spec, load_split
 from bench.data.datasets import dataset_categories
 from bench.data.folder import is_category_dir
-from bench.detector import RunContext, get_method
 from bench.errors import BenchError
 from bench.features import shared_backbone
+from bench.methods import get_method
 from bench.metrics import image_auroc
+from bench.registry import RunContext
 from bench.results import Record, ResultsStore
 
 log = logging.getLogger(__name__)
@@ -243,7 +244,7 @@ def new_record(cell: Cell, status: str) -> Record:
     return Record(
         cell_id=cell.cell_id, status=status, method=cell.method, dataset=cell.dataset,
         category=cell.category, seed=cell.seed, shots=cell.shots, preset=cell.preset,
-        variant=cell.variant,
+        variant=cell.variant, mtd_split=cell.mtd_split if cell.dataset == "mtd" else None,
         backbone=cell.backbone, config=config_to_dict(cell.config),
         config_hash=config_hash(cell.config),
         reduced=cell.preset in REDUCED_PRESETS or bool(departures), departures=departures,

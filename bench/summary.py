@@ -1,35 +1,55 @@
-"""Our AUROCs beside the paper's, derived from the tidy results table."""
+"""The one seed summary: per configuration of a cell, the number of seeds, the mean AUROC, its
+standard deviation and the half-width of its t-based 95 % confidence interval; and the paper's
+number beside it. The CLI and the report both read these columns."""
 
 from __future__ import annotations
 
+import math
+
+import numpy as np
 import pandas as pd
+from scipy import stats
 
-from bench.detector import get_method
-from bench.paper import paper_auroc
+from bench.paper import paper_auroc, paper_name
+from bench.results import SEED_GROUP
 
-GROUP = ["dataset", "category", "method", "shots", "preset", "backbone", "variant"]
+SUMMARY_COLUMNS = ["seeds", "auroc", "std", "ci95", "reduced"]
+
+
+def ci95(values) -> float:
+    """Half-width of the t-based 95 % confidence interval of the mean (NaN below two values)."""
+    arr = np.asarray([v for v in values if v is not None and not pd.isna(v)], dtype=float)
+    if len(arr) < 2:
+        return math.nan
+    return float(stats.t.ppf(0.975, len(arr) - 1) * arr.std(ddof=1) / math.sqrt(len(arr)))
+
+
+def seed_summary(frame: pd.DataFrame, by: list[str] = SEED_GROUP) -> pd.DataFrame:
+    """One row per group of ``ok`` rows: seeds, mean AUROC, std, 95 % CI half-width, and
+    whether any of them is reduced. AUROCs stay fractions (0-1)."""
+    ok = frame[frame["status"] == "ok"]
+    if ok.empty:
+        return pd.DataFrame(columns=[*by, *SUMMARY_COLUMNS])
+    grouped = ok.groupby(by, dropna=False, sort=False)
+    table = grouped.agg(seeds=("seed", "nunique"), auroc=("auroc", "mean"),
+                        std=("auroc", "std"), reduced=("reduced", "any")).reset_index()
+    table["ci95"] = grouped["auroc"].apply(ci95).to_numpy()
+    return table[[*by, *SUMMARY_COLUMNS]]
 
 
 def with_paper(frame: pd.DataFrame) -> pd.DataFrame:
-    """Mean AUROC (%) over seeds per group, the paper's number and the difference."""
-    ok = frame[frame["status"] == "ok"].copy()
-    if ok.empty:
-        return pd.DataFrame(columns=[*GROUP, "seeds", "auroc_%", "std_%", "paper_%", "diff", "reduced"])
-    ok["backbone"] = ok["backbone"].fillna("-")
-    ok["variant"] = ok["variant"].fillna("-")
-    grouped = ok.groupby(GROUP, dropna=False, sort=False)
-    table = grouped.agg(
-        seeds=("seed", "nunique"),
-        auroc=("auroc", "mean"),
-        std=("auroc", "std"),
-        reduced=("reduced", "any"),
-    ).reset_index()
-    table["auroc_%"] = (100 * table.pop("auroc")).round(1)
-    table["std_%"] = (100 * table.pop("std")).round(1)
-    table["paper_%"] = [
-        paper_auroc(r.dataset, r.category, get_method(r.method).paper_name,
+    """The seed summary in %, with the paper's number and the difference."""
+    columns = ["dataset", "category", "method", "shots", "preset", "backbone", "variant"]
+    table = seed_summary(frame)
+    out = table[[*columns, "seeds", "reduced"]].copy()
+    out["backbone"] = out["backbone"].astype(object).fillna("-")
+    out["variant"] = out["variant"].astype(object).fillna("-")
+    for column in ("auroc", "std", "ci95"):
+        out[f"{column}_%"] = (100 * table[column]).round(1)
+    out["paper_%"] = [
+        paper_auroc(r.dataset, r.category, paper_name(r.method),
                     None if pd.isna(r.shots) else int(r.shots))
-        for r in table.itertuples()
+        for r in out.itertuples()
     ]
-    table["diff"] = (table["auroc_%"] - table["paper_%"]).round(1)
-    return table[[*GROUP, "seeds", "auroc_%", "std_%", "paper_%", "diff", "reduced"]]
+    out["diff"] = (out["auroc_%"] - out["paper_%"]).round(1)
+    return out[[*columns, "seeds", "auroc_%", "std_%", "ci95_%", "paper_%", "diff", "reduced"]]

@@ -37,12 +37,12 @@ from PIL import Image, ImageEnhance
 
 import bench.features.pipeline as pipeline
 from bench.data import load_split
-from bench.detector import RunContext
 from bench.differnet import DifferNet, DifferNetFlow
 from bench.features.backbones import build_backbone
 from bench.features.extractor import MultiScaleExtractor
 from bench.features.transforms import normalize, train_transforms
 from bench.metrics import image_auroc
+from bench.registry import RunContext
 from bench.runner import resolve_for_dataset
 
 

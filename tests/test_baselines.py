@@ -10,8 +10,9 @@ from baselines.geotrans import TRANSFORMS, dirichlet_log_pdf, fit_dirichlet, geo
 from bench.config import resolve_config
 from bench.data import load_split
 from bench.data.synthetic import make_synthetic
-from bench.detector import RunContext, get_method
+from bench.methods import get_method
 from bench.metrics import image_auroc
+from bench.registry import RunContext
 
 BASELINES = ("ocsvm", "knn", "geotrans", "ganomaly", "dsebm", "adgan")
 # Image-feature baselines use the offline ImageNet backbone, as the smoke suite does.

@@ -10,9 +10,9 @@ import torch
 
 from bench.config import PRESETS, DifferNetConfig, resolve_config
 from bench.data import load_split
-from bench.detector import RunContext
 from bench.differnet import AtanClamp, DifferNet, DifferNetFlow
 from bench.metrics import image_auroc
+from bench.registry import RunContext
 
 
 def tiny(**overrides) -> DifferNetConfig:

@@ -20,13 +20,13 @@ from urllib.parse import urlparse
 from urllib.request import url2pathname
 
 import requests
-from tqdm import tqdm
 
 from bench.data.datasets import MTD_CATEGORY, MVTEC_CATEGORIES
 from bench.data.folder import is_category_dir
 from bench.data.mtd import MTD_ARCHIVE_NAME, MTD_URL, layout_mtd, load_train_filenames
 from bench.data.mvtec import MVTEC_ARCHIVE_NAME, MVTEC_SHA256, MVTEC_URL, layout_mvtec
 from bench.errors import BenchError
+from bench.progress import progress as progress_bar
 
 log = logging.getLogger(__name__)
 
@@ -164,9 +164,9 @@ def _fetch_into(url: str, part: Path, label: str, progress: bool) -> None:
             offset = 0  # a plain 200 carries the whole file
         length = reply.headers.get("Content-Length", "")
         total = offset + int(length) if length.isdigit() else None
-        with open(part, "ab" if offset else "wb") as out, tqdm(
-            total=total, initial=offset, unit="B", unit_scale=True, unit_divisor=1024,
-            desc=label, disable=not progress,
+        with open(part, "ab" if offset else "wb") as out, progress_bar(
+            total, label, enabled=progress, initial=offset, unit="B", unit_scale=True,
+            unit_divisor=1024,
         ) as bar:
             try:
                 for chunk in reply.iter_content(_NET_CHUNK):

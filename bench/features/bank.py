@@ -21,7 +21,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from bench.config import FeatureConfig
 from bench.data.base import Sample
@@ -29,6 +28,7 @@ from bench.data.imagecache import RECIPE, ImageCache
 from bench.features.engines import Engine
 from bench.features.extractor import extractor_scales
 from bench.features.transforms import prepare_batch
+from bench.progress import progress as progress_bar
 
 log = logging.getLogger(__name__)
 _PREFETCH = 8  # decoded images in flight ahead of the batch being assembled
@@ -115,7 +115,7 @@ def extract(engine: Engine, images: ImageCache, samples: Sequence[Sample], param
     producer = threading.Thread(target=produce, name="feature-batches", daemon=True)
     producer.start()
     try:
-        with tqdm(total=n * k, desc=desc, unit="img", disable=not progress) as bar:
+        with progress_bar(n * k, desc, enabled=progress, unit="img") as bar:
             while (item := ready.get()) is not None:
                 idx, scaled = item
                 out[idx] = engine(scaled)

@@ -16,12 +16,12 @@ import numpy as np
 from bench.config import FeatureConfig
 from bench.data.base import Sample
 from bench.data.imagecache import ImageCache
-from bench.detector import RunContext
 from bench.features.backbones import shared_backbone
 from bench.features.bank import cached, extract, feature_cache_key
 from bench.features.engines import Engine, shared_engine
 from bench.features.extractor import MultiScaleExtractor
 from bench.features.transforms import test_transforms, train_transforms
+from bench.registry import RunContext
 
 # Independent random streams of one cell, all derived from the cell seed.
 STREAM_TRAIN_TRANSFORMS, STREAM_TEST_TRANSFORMS, STREAM_EPOCHS = 1, 2, 3

@@ -46,8 +46,7 @@ class ReportData:
         store = ResultsStore(Path(results_dir))
         frame = store.load()
         records = {r.cell_id: r for r in store.records()}
-        frame["config_hash"] = [records[c].config_hash for c in frame["cell_id"]]
-        frame["mtd_split"] = [records[c].info.get("mtd_split") or "-" for c in frame["cell_id"]]
+        frame["mtd_split"] = frame["mtd_split"].fillna("-")
         return cls(store, frame, records)
 
     def rows(self, **equal: Any) -> pd.DataFrame:
@@ -209,11 +208,10 @@ def _short(value: Any) -> str:
     return str(value)
 
 
-def _method_notes(methods: list[str]) -> list[str]:
-    """What a method's registration says about itself (e.g. that it follows another paper)."""
-    from bench.detector import METHODS
-
-    return [f"{m}: {METHODS[m].note}" for m in methods if m in METHODS and METHODS[m].note]
+def _method_notes(records: Iterable[Record]) -> list[str]:
+    """What the records say about their methods (e.g. that one follows another paper)."""
+    notes = {r.method: r.info.get("method_note") for r in records if r.info.get("method_note")}
+    return [f"{m}: {note}" for m, note in sorted(notes.items())]
 
 
 def provenance(
@@ -246,7 +244,7 @@ def provenance(
             flags.append(f"config changes on the 'paper' preset: {detail}")
         elif detail:
             flags.append(f"preset '{preset}' departs from the paper's text: {detail}")
-    flags += _method_notes(sorted(set(ok["method"])))
+    flags += _method_notes(data.records_of(ok))
     substitutes = [b for b in ok["backbone"].dropna().unique() if b != PAPER_BACKBONE]
     if substitutes:
         flags.append(f"substitute backbone {', '.join(sorted(substitutes))} instead of AlexNet")

@@ -17,7 +17,7 @@ import pandas as pd
 
 from bench.data import MVTEC_CATEGORIES, MVTEC_TEXTURES
 from bench.metrics import image_auroc
-from bench.paper import paper_table
+from bench.paper import PAPER_COLUMNS, method_label, paper_table
 from bench.report.data import (
     FAILED,
     NOT_RUN,
@@ -53,21 +53,12 @@ class Table:
 
 
 def paper_to_method() -> dict[str, str]:
-    """The paper's method names (table columns) -> our registry names."""
-    from bench.detector import METHODS, available_methods
-
-    try:
-        available_methods()
-    except ImportError as err:  # a baseline module that does not import: use what registered
-        log.warning("not every method could be loaded (%s); the report uses those that were", err)
-    return {spec.paper_name: name for name, spec in METHODS.items() if spec.paper_name}
+    """The paper's method names (table columns) -> our method names."""
+    return {column: method for method, column in PAPER_COLUMNS.items()}
 
 
 def _method_label(method: str) -> str:
-    from bench.detector import METHODS
-
-    spec = METHODS.get(method)
-    return spec.paper_name if spec is not None and spec.paper_name else method
+    return method_label(method)
 
 
 def _match(rows: pd.DataFrame, method: str | None, shots: int | None, **equal) -> pd.DataFrame:

@@ -1,9 +1,11 @@
-"""The one interface every method implements, and the registry that finds methods by name.
+"""The one interface every method implements, and the registry methods enter by name.
 
 A method is a class with scikit-learn manners: hyperparameters in ``__init__`` (one config
 dataclass plus the run context), learned state set in ``fit`` with names ending in ``_``,
-``fit`` returns ``self``, ``score`` never refits. Adding a method means one module and one
-``@register_method`` line; the runner never special-cases a method.
+``fit`` returns ``self``, ``score`` never refits. Its module decorates it with
+``@register_method``; ``bench.methods`` imports every built-in method module once (the explicit
+list) and looks methods up. Like timm's ``_registry``, this module is a leaf: it imports no
+method, so no method import can come back to it in a cycle.
 """
 
 from __future__ import annotations
@@ -16,7 +18,6 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from bench.data.base import Sample
-from bench.errors import BenchError
 
 
 @runtime_checkable
@@ -74,24 +75,3 @@ def register_method(
         return cls
 
     return decorate
-
-
-def _load_builtin_methods() -> None:
-    # Importing the modules runs their @register_method lines.
-    import baselines  # noqa: F401
-    import bench.differnet  # noqa: F401
-
-
-def get_method(name: str) -> MethodSpec:
-    _load_builtin_methods()
-    try:
-        return METHODS[name]
-    except KeyError:
-        raise BenchError(
-            f"unknown method {name!r}; choose from {', '.join(sorted(METHODS))}."
-        ) from None
-
-
-def available_methods() -> list[str]:
-    _load_builtin_methods()
-    return sorted(METHODS)

@@ -1,105 +1,24 @@
-"""DifferNet (Rudolph, Wandt, Rosenhahn, WACV 2021): a normalizing flow on frozen multi-scale
-features of transformed images (Sec. 3), scored by the mean negative log-likelihood over test
-transforms (Eq. 5), localised by gradient maps (Sec. 3.3, Eq. 7).
-
-``DifferNetFlow`` is the pure ``nn.Module`` (FrEIA blocks, no training loop, no I/O);
-``DifferNet`` is the Detector around it.
-
->>> import torch
->>> flow = DifferNetFlow(dim=8, n_blocks=2, hidden=16, layers=3, alpha=3.0, seed=0)
->>> flow.nll(torch.zeros(4, 8)).shape
-torch.Size([4])
-"""
+"""The DifferNet detector: the shared feature pipeline with a normalizing flow as its density
+model (Sec. 3), trained by maximum likelihood on the bank of training features (Sec. 3.1.2,
+4.2), scored by Eq. 5, localised by gradient maps (Sec. 3.3)."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
 
-import FrEIA.framework as Ff
-import FrEIA.modules as Fm
 import numpy as np
 import torch
-import torchvision.transforms.v2.functional as TF
-from torch import nn
 from tqdm import tqdm
 
 from bench.config import PRESETS, DifferNetConfig
 from bench.data.base import Sample
-from bench.detector import register_method
+from bench.differnet.flow import DifferNetFlow
+from bench.differnet.localization import gradient_maps
 from bench.features.bank import extract
 from bench.features.pipeline import STREAM_EPOCHS, FeaturePipelineDetector
-from bench.features.transforms import normalize, train_transforms
-
-
-class AtanClamp:
-    """f such that FrEIA's ``clamp * f(s)`` is Eq. 2: (2 alpha / pi) * atan(s / alpha).
-
-    FrEIA's built-in "ATAN" computes alpha * 0.636 * atan(s), which is not Eq. 2.
-    """
-
-    def __init__(self, alpha: float):
-        self.alpha = alpha
-
-    def __call__(self, s: torch.Tensor) -> torch.Tensor:
-        return (2.0 / math.pi) * torch.atan(s / self.alpha)
-
-
-def fully_connected(hidden: int, layers: int) -> Callable[[int, int], nn.Module]:
-    """Subnetwork constructor: ``layers`` hidden dense layers with ReLU (Sec. 4.2, Fig. 3)."""
-
-    def build(dim_in: int, dim_out: int) -> nn.Module:
-        modules: list[nn.Module] = []
-        width = dim_in
-        for _ in range(layers):
-            modules += [nn.Linear(width, hidden), nn.ReLU()]
-            width = hidden
-        modules.append(nn.Linear(width, dim_out))
-        return nn.Sequential(*modules)
-
-    return build
-
-
-class DifferNetFlow(nn.Module):
-    """f_NF of Sec. 3.1: blocks of a fixed random permutation and a GLOW affine coupling whose
-    one subnetwork regresses both scale and shift (Fig. 3), with soft clamping (Eq. 2)."""
-
-    def __init__(self, dim: int, n_blocks: int, hidden: int, layers: int, alpha: float, seed: int):
-        super().__init__()
-        self.dim = dim
-        # PermuteRandom(seed=k) calls np.random.seed(k); keep NumPy's global state untouched,
-        # and draw the initial weights from the cell seed without touching torch's global RNG.
-        numpy_state = np.random.get_state()
-        try:
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(seed)
-                inn = Ff.SequenceINN(dim)
-                for k in range(n_blocks):
-                    inn.append(Fm.PermuteRandom, seed=(seed * 1009 + k) % 2**32)
-                    inn.append(
-                        Fm.GLOWCouplingBlock,
-                        subnet_constructor=fully_connected(hidden, layers),
-                        clamp=alpha,
-                        clamp_activation=AtanClamp(alpha),
-                    )
-        finally:
-            np.random.set_state(numpy_state)
-        self.inn = inn
-
-    def forward(self, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """z = f_NF(y) and log|det dz/dy| per sample."""
-        z, log_jac_det = self.inn(y)
-        return z, log_jac_det
-
-    def nll(self, y: torch.Tensor) -> torch.Tensor:
-        """L(y) of Eq. 4: ||z||^2 / 2 - log|det dz/dy| per sample."""
-        z, log_jac_det = self(y)
-        return 0.5 * z.pow(2).sum(dim=1) - log_jac_det
-
-    def latent_nll(self, y: torch.Tensor) -> torch.Tensor:
-        """-log p_Z(f_NF(y)) with p_Z = N(0, I), the summand of Eq. 5."""
-        z, _ = self(y)
-        return 0.5 * z.pow(2).sum(dim=1) + 0.5 * self.dim * math.log(2 * math.pi)
+from bench.features.transforms import train_transforms
+from bench.registry import register_method
 
 
 @register_method(
@@ -228,28 +147,6 @@ class DifferNet(FeaturePipelineDetector):
         return out.numpy().reshape(n, t)
 
     def localize(self, test: Sequence[Sample]) -> np.ndarray:
-        """Gradient maps g_x of Eq. 7, (n_images, image_size, image_size), float32.
-
-        The loss is back-propagated to the input; the gradients are blurred with a Gaussian,
-        their absolute values summed over channels, and the maps of evenly spaced rotations
-        rotated back and averaged (Sec. 3.3).
-        """
-        cfg, device = self.config, self.context.device
-        extractor = self._extractor().to(device)
-        sigma = cfg.localize_sigma
-        kernel = 2 * math.ceil(3 * sigma) + 1
-        angles = [i * 360.0 / cfg.localize_rotations for i in range(cfg.localize_rotations)]
-        maps = np.zeros((len(test), cfg.image_size, cfg.image_size), dtype=np.float32)
-        images = self.images()
-        self.flow_.eval()
-        for i, sample in enumerate(test):
-            image = images.load_float(sample.path, cfg.image_size)
-            rotated = torch.stack([TF.rotate(image, a) for a in angles]).to(device)
-            rotated.requires_grad_(True)
-            loss = self.flow_.nll(extractor(normalize(rotated))).sum()
-            (grad,) = torch.autograd.grad(loss, rotated)
-            grad = TF.gaussian_blur(grad, [kernel, kernel], [sigma, sigma])
-            per_rotation = grad.abs().sum(dim=1, keepdim=True)
-            back = torch.stack([TF.rotate(m, -a) for m, a in zip(per_rotation, angles)])
-            maps[i] = back.mean(dim=0)[0].detach().cpu().numpy()
-        return maps
+        """Gradient maps g_x of Eq. 7, (n_images, image_size, image_size), float32."""
+        return gradient_maps(self.flow_, self._extractor(), self.images(), test, self.config,
+                             self.context.device)

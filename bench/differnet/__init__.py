@@ -1,0 +1,13 @@
+"""DifferNet (Rudolph, Wandt, Rosenhahn, WACV 2021): a normalizing flow on frozen multi-scale
+features of transformed images (Sec. 3), scored by the mean negative log-likelihood over test
+transforms (Eq. 5), localised by gradient maps (Sec. 3.3, Eq. 7).
+
+- ``flow``: ``DifferNetFlow``, the pure ``nn.Module`` (FrEIA coupling blocks, Eq. 1-4).
+- ``detector``: ``DifferNet``, the Detector around it (training, scoring, checkpoints).
+- ``localization``: the gradient maps.
+"""
+
+from bench.differnet.detector import DifferNet
+from bench.differnet.flow import AtanClamp, DifferNetFlow
+
+__all__ = ["AtanClamp", "DifferNet", "DifferNetFlow"]
