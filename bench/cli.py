@@ -101,7 +101,7 @@ def cli(verbose: bool) -> None:
 @handle_errors
 def download(dataset: str, root: Path, source: str | None, force: bool) -> None:
     """Download (or import with --from), verify and lay out MTD or MVTec AD."""
-    from bench.data.download import download_dataset
+    from bench.data import download_dataset
 
     path = download_dataset(dataset, root, source, force=force)
     click.echo(f"{dataset} is ready under {path}")

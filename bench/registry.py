@@ -22,11 +22,36 @@ from bench.data.base import Sample
 
 @runtime_checkable
 class Detector(Protocol):
+    """What every method is. ``fit`` gets the defect-free training samples of one cell and
+    returns the fitted detector; ``score`` gets the test samples and returns one float per
+    sample, higher meaning more anomalous; it never refits. Hyperparameters come in through
+    the constructor ``(config, context)``; learned state ends in ``_``."""
+
     def fit(self, train: Sequence[Sample]) -> Detector: ...
 
-    def score(self, test: Sequence[Sample]) -> np.ndarray:
-        """One anomaly score per sample; higher means more anomalous."""
-        ...
+    def score(self, test: Sequence[Sample]) -> np.ndarray: ...
+
+
+@runtime_checkable
+class Localizer(Protocol):
+    """Optional: per-pixel anomaly maps of the test images, (n, H, W), higher = more anomalous."""
+
+    def localize(self, test: Sequence[Sample]) -> np.ndarray: ...
+
+
+@runtime_checkable
+class Trained(Protocol):
+    """Optional: a method trained in epochs exposes its loss per epoch (recorded)."""
+
+    loss_history_: list
+
+
+@runtime_checkable
+class Monitored(Protocol):
+    """Optional: the (epoch, test AUROC) pairs ``RunContext.monitor`` returned during training
+    (test-set selection, reported only as such)."""
+
+    eval_history_: list
 
 
 @dataclass

@@ -1,20 +1,19 @@
-"""Suites -> cells -> records. One cell: load the split, fit, score, compute AUROC, record.
+"""Cells -> records. One cell: load the split, fit, score, compute AUROC, record.
 
-Follow one cell from the command line to its row: ``plan`` expands a suite into ``Cell``s,
-``preflight`` checks data and weights before any training, ``run_cells`` skips cells already
-recorded, and ``run_cell`` does the work and returns the ``Record`` the store writes.
+Follow one cell from the command line to its row: ``bench.suites.plan`` expands a suite into
+``Cell``s, ``preflight`` checks data and weights before any training, ``run_cells`` skips cells
+already recorded, and ``run_cell`` does the work and returns the ``Record`` the store writes.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
+import functools
 import logging
 import platform
 import resource
 import subprocess
 import time
-import tomllib
 import traceback
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -26,163 +25,46 @@ import numpy as np
 import torch
 from PIL import Image
 
-from bench.config import (
-    REDUCED_PRESETS,
-    config_hash,
-    config_to_dict,
-    differences_from_paper,
-    resolve_config,
-)
-from bench.data import ensure_dataset, get_spec, load_split
-from bench.data.datasets import dataset_categories
-from bench.data.folder import is_category_dir
+from bench.config import REDUCED_PRESETS, config_hash, config_to_dict
+from bench.data import Split, load_split
 from bench.errors import BenchError
 from bench.features import shared_backbone
 from bench.methods import get_method
 from bench.metrics import image_auroc
-from bench.registry import RunContext
+from bench.registry import Detector, Localizer, Monitored, RunContext, Trained
 from bench.results import Record, ResultsStore
 
+# The runner's public names include the suite side, which lives in bench.suites.
+from bench.suites import (  # noqa: F401
+    Cell,
+    Suite,
+    available_suites,
+    load_suite,
+    plan,
+    resolve_for_dataset,
+)
+
 log = logging.getLogger(__name__)
-SUITES_DIR = Path(__file__).with_name("suites")
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
-@dataclass
-class Suite:
-    """A TOML file: one dataset x categories x methods x seeds x shots, with a preset."""
-
-    name: str
-    dataset: str
-    methods: list[str]
-    categories: list[str] = field(default_factory=list)  # empty: all the dataset offers
-    seeds: list[int] = field(default_factory=lambda: [0])
-    shots: list[int | None] = field(default_factory=lambda: [None])
-    preset: str = "paper"
-    backbone: str | None = None
-    data_root: str = "data"
-    mtd_split: str = "authors"
-    overrides: dict[str, Any] = field(default_factory=dict)
-    # Named config variants run side by side (e.g. Table 3's A-G): name -> overrides.
-    variants: dict[str, dict[str, Any]] = field(default_factory=dict)
-    description: str = ""
+@functools.lru_cache(maxsize=256)
+def _split(dataset: str, category: str, root: Path, shots: int | None, seed: int,
+           mtd_split: str) -> Split:
+    # Preflight and the cell's run read the same split: list the folders once.
+    return load_split(dataset, category, root, shots=shots, seed=seed, mtd_split=mtd_split)
 
 
-def available_suites() -> list[str]:
-    return sorted(p.stem for p in SUITES_DIR.glob("*.toml"))
-
-
-def load_suite(name_or_path: str) -> Suite:
-    path = Path(name_or_path)
-    if path.suffix != ".toml":
-        path = SUITES_DIR / f"{name_or_path}.toml"
-    if not path.is_file():
-        raise BenchError(
-            f"unknown suite {name_or_path!r}; choose one of {', '.join(available_suites())} "
-            "or pass a path to a .toml file."
-        )
-    data = tomllib.loads(path.read_text())
-    data.setdefault("name", path.stem)
-    data["shots"] = [None if s == "all" else int(s) for s in data.get("shots", ["all"])]
-    try:
-        return Suite(**data)
-    except TypeError as err:
-        raise BenchError(f"suite file {path} has an unknown key ({err}); fix the file.") from None
-
-
-@dataclass(frozen=True)
-class Cell:
-    """One unit of work; its id names its record."""
-
-    dataset: str
-    category: str
-    method: str
-    seed: int
-    shots: int | None
-    preset: str
-    backbone: str | None
-    config: Any
-    data_root: Path
-    mtd_split: str = "authors"
-    variant: str | None = None
-
-    @property
-    def cell_id(self) -> str:
-        parts = [self.method, self.category, f"shots-{self.shots or 'all'}", f"seed-{self.seed}",
-                 self.preset]
-        if self.variant:
-            parts.append(f"variant-{self.variant}")
-        if self.backbone:
-            parts.append(self.backbone)
-        if self.dataset == "mtd" and self.mtd_split != "authors":
-            parts.append(f"split-{self.mtd_split}")
-        parts.append(config_hash(self.config))
-        return "__".join(parts)
-
-
-def resolve_for_dataset(method: str, preset: str, dataset: str, overrides: dict[str, Any]) -> Any:
-    """The method's config for this preset, with dataset-dependent fields filled in."""
-    spec = get_method(method)
-    config = resolve_config(spec.config_cls, spec.presets, preset, overrides)
-    if getattr(config, "photometric", False) is None:
-        config = dataclasses.replace(config, photometric=get_spec(dataset).photometric)
-    return config
-
-
-def _categories_on_disk(dataset: str, root: Path) -> list[str] | None:
-    """For a fixed-category dataset of which only some categories were extracted under the
-    root, those categories (used as they are, nothing downloaded); else None."""
-    known = get_spec(dataset).categories
-    if not known:
-        return None
-    present = [c for c in known if is_category_dir(root / c)]
-    if present and len(present) < len(known):
-        log.warning("%s: using the %d categories found under %s (%s); pass --categories to get "
-                    "others", dataset, len(present), root, ", ".join(present))
-    return present or None
-
-
-def plan(suite: Suite, *, data_root: Path | None = None) -> list[Cell]:
-    """Expand a suite into cells (datasets are fetched first if they are missing)."""
-    root = Path(data_root or suite.data_root)
-    categories = suite.categories or _categories_on_disk(suite.dataset, root)
-    ensure_dataset(suite.dataset, root, categories)
-    categories = categories or dataset_categories(suite.dataset, root)
-    variants = suite.variants or {None: {}}
-    fields = {m: {f.name for f in dataclasses.fields(get_method(m).config_cls)} for m in suite.methods}
-    # An override (--set, a suite's [overrides]) goes to the methods whose config has that
-    # field, so `--set epochs=10` works for a suite that also runs 1-NN; a name no selected
-    # method knows is still an error (a typo).
-    known = set().union(*fields.values()) if fields else set()
-    unknown = set(suite.overrides).union(*variants.values()) - known
-    if unknown:
-        raise BenchError(f"unknown option(s) {', '.join(sorted(unknown))} for the methods "
-                         f"{', '.join(suite.methods)}; `python bench.py list` shows the methods.")
-    cells = []
-    for category in categories:
-        for method in suite.methods:
-            spec = get_method(method)
-            for variant, variant_overrides in variants.items():
-                overrides = {k: v for k, v in {**suite.overrides, **variant_overrides}.items()
-                             if k in fields[method]}
-                if spec.uses_backbone and suite.backbone:
-                    overrides["backbone"] = suite.backbone
-                config = resolve_for_dataset(method, suite.preset, suite.dataset, overrides)
-                backbone = getattr(config, "backbone", None) if spec.uses_backbone else None
-                for shots in suite.shots:
-                    for seed in suite.seeds:
-                        cells.append(Cell(suite.dataset, category, method, seed, shots,
-                                          suite.preset, backbone, config, root, suite.mtd_split,
-                                          variant))
-    return cells
+def cell_split(cell: Cell) -> Split:
+    return _split(cell.dataset, cell.category, cell.data_root, cell.shots, cell.seed,
+                  cell.mtd_split)
 
 
 def preflight(cells: list[Cell]) -> None:
     """Fail fast, before any training, on a bad layout, a corrupt image or missing weights."""
     checked: set[Path] = set()
     for cell in cells:
-        split = load_split(cell.dataset, cell.category, cell.data_root, shots=cell.shots,
-                           seed=cell.seed, mtd_split=cell.mtd_split)
+        split = cell_split(cell)
         for sample in split.train + split.test:
             if sample.path in checked:
                 continue
@@ -199,6 +81,7 @@ def preflight(cells: list[Cell]) -> None:
         shared_backbone(backbone)
 
 
+@functools.cache
 def _versions() -> dict[str, str]:
     out = {"python": platform.python_version()}
     for pkg in ("torch", "torchvision", "FrEIA", "numpy", "scikit-learn", "timm", "differnet-bench"):
@@ -209,6 +92,7 @@ def _versions() -> dict[str, str]:
     return out
 
 
+@functools.cache
 def _git_commit() -> str | None:
     try:
         head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True,
@@ -240,7 +124,7 @@ def _now() -> str:
 
 
 def new_record(cell: Cell, status: str) -> Record:
-    departures = differences_from_paper_for(cell)
+    departures = cell.departures
     return Record(
         cell_id=cell.cell_id, status=status, method=cell.method, dataset=cell.dataset,
         category=cell.category, seed=cell.seed, shots=cell.shots, preset=cell.preset,
@@ -248,15 +132,8 @@ def new_record(cell: Cell, status: str) -> Record:
         backbone=cell.backbone, config=config_to_dict(cell.config),
         config_hash=config_hash(cell.config),
         reduced=cell.preset in REDUCED_PRESETS or bool(departures), departures=departures,
-        device="", versions=_versions(), git_commit=_git_commit(), started_at=_now(),
+        device="", versions=dict(_versions()), git_commit=_git_commit(), started_at=_now(),
     )
-
-
-def differences_from_paper_for(cell: Cell) -> dict[str, Any]:
-    """Config fields that differ from the paper's configuration on this dataset."""
-    paper = resolve_for_dataset(cell.method, "paper", cell.dataset, {})
-    return {k: v for k, v in differences_from_paper(cell.config).items()
-            if getattr(paper, k) != v}
 
 
 def run_cell(cell: Cell, *, device: str = "cpu", cache_dir: Path | None = None,
@@ -268,8 +145,7 @@ def run_cell(cell: Cell, *, device: str = "cpu", cache_dir: Path | None = None,
     """
     record = new_record(cell, "ok")
     record.device = _device_name(device)
-    split = load_split(cell.dataset, cell.category, cell.data_root, shots=cell.shots,
-                       seed=cell.seed, mtd_split=cell.mtd_split)
+    split = cell_split(cell)
     labels = np.array([s.label for s in split.test])
 
     def monitor(detector: Any, epoch: int) -> float:
@@ -280,7 +156,10 @@ def run_cell(cell: Cell, *, device: str = "cpu", cache_dir: Path | None = None,
     checkpoint = None if store is None else store.root / ".cache" / "checkpoints" / f"{cell.cell_id}.pt"
     context = RunContext(seed=cell.seed, device=device, cache_dir=cache_dir, progress=progress,
                          monitor=monitor, checkpoint=checkpoint)
-    detector = get_method(cell.method).cls(cell.config, context)
+    method = get_method(cell.method)
+    detector = method.cls(cell.config, context)
+    if not isinstance(detector, Detector):
+        raise TypeError(f"method {cell.method} does not implement fit and score")
     if device.startswith("cuda") and torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats(device)
     start = time.perf_counter()
@@ -297,13 +176,13 @@ def run_cell(cell: Cell, *, device: str = "cpu", cache_dir: Path | None = None,
     record.n_train, record.n_test = len(split.train), len(split.test)
     record.peak_memory_mb = _peak_memory_mb(device)
     record.info = {**context.info, **{k: v for k, v in split.meta.items() if k != "train_files"}}
-    note = get_method(cell.method).note  # e.g. a substitute that follows another paper
-    if note:
-        record.info["method_note"] = note
-    if hasattr(detector, "loss_history_"):
+    if method.note:  # e.g. a substitute that follows another paper
+        record.info["method_note"] = method.note
+    if isinstance(detector, Trained):
         record.info["loss_history"] = detector.loss_history_
-    record.eval_history = list(getattr(detector, "eval_history_", []))
-    if localize and store is not None and hasattr(detector, "localize"):
+    if isinstance(detector, Monitored):
+        record.eval_history = list(detector.eval_history_)
+    if localize and store is not None and isinstance(detector, Localizer):
         start = time.perf_counter()
         maps = detector.localize(split.test)
         record.info["maps_file"] = str(store.write_maps(cell.cell_id, maps, record.test_files))

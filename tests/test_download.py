@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from bench.data import download
-from bench.data.datasets import MVTEC_CATEGORIES
-from bench.data.download import download_dataset, fetch_archive, safe_extract
+from bench.data import catalog, download_dataset
+from bench.data.download import fetch_archive, safe_extract
 from bench.data.folder import is_category_dir
+from bench.data.mvtec import MVTEC_CATEGORIES
 from bench.errors import BenchError
 
 PAYLOAD = bytes(range(256)) * 400  # 100 KiB, every offset distinguishable
@@ -251,8 +251,9 @@ def fake_mvtec(path: Path, categories: tuple[str, ...]) -> Path:
 
 @pytest.fixture
 def no_mvtec_checksum(monkeypatch):
-    spec = download._IMPORTERS["mvtec"]
-    monkeypatch.setitem(download._IMPORTERS, "mvtec", dataclasses.replace(spec, sha256=None))
+    spec = catalog.DATASETS["mvtec"]
+    unchecked = dataclasses.replace(spec.download, sha256=None)
+    monkeypatch.setitem(catalog.DATASETS, "mvtec", dataclasses.replace(spec, download=unchecked))
 
 
 def test_mvtec_import_keeps_categories_already_there(tmp_path, no_mvtec_checksum):

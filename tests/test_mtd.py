@@ -10,8 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.data import download, ensure_dataset, load_split
-from bench.data.download import download_dataset
+from bench.data import download, download_dataset, ensure_dataset, load_split
 from bench.data.mtd import MTD_CLASSES, layout_mtd, load_train_filenames
 from bench.errors import BenchError
 

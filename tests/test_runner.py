@@ -157,7 +157,7 @@ def test_a_root_with_some_mvtec_categories_is_used_as_it_is(synthetic_root, tmp_
     def no_download(*_args, **_kwargs):
         raise AssertionError("nothing may be downloaded")
 
-    monkeypatch.setattr("bench.data.download.download_dataset", no_download)
+    monkeypatch.setattr("bench.data.catalog.download_dataset", no_download)
     suite = Suite(name="t", dataset="mvtec", methods=["differnet"], preset="tiny")
     cells = plan(suite, data_root=tmp_path)
     assert sorted(c.category for c in cells) == ["bottle", "carpet"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -52,6 +53,43 @@ class Split:
                 f"{self.dataset}/{self.category} needs both defect-free (test/good) and defective "
                 "(test/<defect>) test images to compute an AUROC; add the missing kind."
             )
+
+
+@dataclass(frozen=True)
+class DownloadInfo:
+    """Where a dataset's archive comes from and how it becomes category folders."""
+
+    url: str
+    archive_name: str
+    sha256: str | None  # None where the host rebuilds the archive on demand (GitHub)
+    # (unpacked archive, staging folder) -> the dataset's category folders inside staging,
+    # checking the archive's contents on the way
+    lay_out: Callable[[Path, Path], None]
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """What one dataset module declares: its categories, transforms, download and split.
+
+    ``load`` reads one category's split from the data root (``category``, ``seed`` and the
+    dataset's split ``variant``); ``prepare`` makes categories that are generated rather than
+    downloaded. A new dataset is one module that defines a ``SPEC`` (and one suite file).
+    """
+
+    name: str
+    categories: tuple[str, ...] | None  # None: whatever categories are found under the root
+    photometric: bool  # Sec. 4.2: brightness/contrast transforms were used for MTD only
+    load: Callable[..., Split]
+    download: DownloadInfo | None = None
+    prepare: Callable[[Path, tuple[str, ...] | None], None] | None = None
+    # Names accepted besides ``categories`` (MVTec's "all", the 15 categories pooled), and the
+    # categories each needs on disk.
+    extra_categories: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    split_variants: tuple[str, ...] = ("default",)
+
+    @property
+    def downloadable(self) -> bool:
+        return self.download is not None
 
 
 def few_shot(train: list[Sample], shots: int | None, seed: int) -> list[Sample]:

@@ -1,5 +1,8 @@
 """Get a dataset onto disk: fetch its archive (resumable, checksummed), unpack it safely, lay it
-out as MVTec-style category folders and move them into the data root only once complete."""
+out as MVTec-style category folders and move them into the data root only once complete.
+
+Generic: it knows no dataset by name. A dataset module's ``DownloadInfo`` says where its
+archive is and how it becomes category folders (``bench.data.catalog.download_dataset``)."""
 
 from __future__ import annotations
 
@@ -12,8 +15,6 @@ import tarfile
 import tempfile
 import zipfile
 import zlib
-from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlparse
@@ -21,10 +22,8 @@ from urllib.request import url2pathname
 
 import requests
 
-from bench.data.datasets import MTD_CATEGORY, MVTEC_CATEGORIES
+from bench.data.base import DownloadInfo
 from bench.data.folder import is_category_dir
-from bench.data.mtd import MTD_ARCHIVE_NAME, MTD_URL, layout_mtd, load_train_filenames
-from bench.data.mvtec import MVTEC_ARCHIVE_NAME, MVTEC_SHA256, MVTEC_URL, layout_mvtec
 from bench.errors import BenchError
 from bench.progress import progress as progress_bar
 
@@ -254,34 +253,17 @@ def _extract_tar(archive: Path, root: Path) -> None:
 # ---------------------------------------------------------------------------------- importing
 
 
-@dataclass(frozen=True)
-class _Importer:
-    url: str
-    sha256: str | None
-    archive_name: str
-    categories: tuple[str, ...]
-    lay_out: Callable[[Path, Path], None]  # (unpacked archive, staging folder) -> category folders
-
-
-_IMPORTERS = {
-    "mtd": _Importer(
-        MTD_URL, None, MTD_ARCHIVE_NAME, (MTD_CATEGORY,),
-        lambda unpacked, staging: layout_mtd(
-            unpacked, staging / MTD_CATEGORY, load_train_filenames()),
-    ),
-    "mvtec": _Importer(MVTEC_URL, MVTEC_SHA256, MVTEC_ARCHIVE_NAME, MVTEC_CATEGORIES, layout_mvtec),
-}
-
-
-def download_dataset(
+def import_dataset(
     name: str,
+    info: DownloadInfo,
+    categories: tuple[str, ...],
     data_root: Path,
     source: str | None = None,
     *,
     force: bool = False,
     progress: bool = True,
 ) -> Path:
-    """Download (or import from ``source``, a URL or local archive) MTD or MVTec AD.
+    """Download (or import from ``source``, a URL or local archive) the dataset ``name``.
 
     Does nothing when every category is already under ``data_root`` (unless ``force``).
     Archives are cached in ``data_root/.downloads``. Categories are built in a temporary folder
@@ -289,34 +271,28 @@ def download_dataset(
     never leaves a half-written category; categories already present are kept unless ``force``.
     A ``.<name>_verified`` marker records a completed import.
     """
-    if name not in _IMPORTERS:
-        raise BenchError(
-            f"dataset {name!r} cannot be downloaded (only {', '.join(_IMPORTERS)} can); pass "
-            "--data-root pointing at its folder instead."
-        )
-    spec = _IMPORTERS[name]
     data_root = Path(data_root)
     marker = data_root / f".{name}_verified"
-    if not force and all(is_category_dir(data_root / c) for c in spec.categories):
+    if not force and all(is_category_dir(data_root / c) for c in categories):
         if not marker.is_file():
             log.info("%s is already under %s (put there by hand); pass force=True to re-import",
                      name, data_root)
         return data_root
 
     data_root.mkdir(parents=True, exist_ok=True)
-    archive = fetch_archive(source or spec.url, data_root / ".downloads" / spec.archive_name,
-                            sha256=spec.sha256, progress=progress)
+    archive = fetch_archive(source or info.url, data_root / ".downloads" / info.archive_name,
+                            sha256=info.sha256, progress=progress)
     work = Path(tempfile.mkdtemp(prefix=f".{name}-import-", dir=data_root))
     try:
         log.info("unpacking %s", archive)
         safe_extract(archive, work / "unpacked")
         staging = work / "staging"
         staging.mkdir()
-        spec.lay_out(work / "unpacked", staging)
-        for category in spec.categories:
+        info.lay_out(work / "unpacked", staging)
+        for category in categories:
             _move_into_place(staging / category, data_root / category, work, force)
         marker.write_text(
-            f"source: {source or spec.url}\narchive: {archive}\n"
+            f"source: {source or info.url}\narchive: {archive}\n"
             f"imported: {datetime.now(UTC).isoformat(timespec='seconds')}\n"
         )
     finally:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bench.data.base import IMAGE_EXTENSIONS, NORMAL, Sample, Split
+from bench.data.base import IMAGE_EXTENSIONS, NORMAL, DatasetSpec, Sample, Split
 from bench.errors import BenchError
 
 
@@ -55,3 +55,16 @@ def load_folder_split(root: Path, category: str, dataset: str = "folder") -> Spl
             mask = None if label == 0 else _mask_for(category_dir, defect, image)
             test.append(Sample(image, label, defect, mask))
     return Split(dataset, category, train, test, meta={"root": str(Path(root).resolve())})
+
+
+def folder_loader(dataset: str):
+    """A ``DatasetSpec.load`` that reads the category folder as it is (no special split)."""
+
+    def load(root: Path, category: str, seed: int = 0, variant: str = "default") -> Split:
+        return load_folder_split(root, category, dataset)
+
+    return load
+
+
+# A user's own folders: categories are whatever is laid out under the data root.
+SPEC = DatasetSpec("folder", None, photometric=False, load=folder_loader("folder"))

@@ -12,9 +12,16 @@ import os
 import shutil
 from pathlib import Path
 
-from bench.data.base import NORMAL
+import numpy as np
+
+from bench.data.base import NORMAL, DatasetSpec, DownloadInfo, Sample, Split
+from bench.data.folder import load_folder_split
 from bench.errors import BenchError
 
+MTD_CATEGORY = "mtd"
+# The authors' 761 training files (how the import lays the folder out), or a seeded 80/20 split
+# of all 952 defect-free images as Sec. 4.1 describes.
+MTD_SPLITS = ("authors", "random")
 MTD_URL = "https://github.com/abin24/Magnetic-tile-defect-datasets./archive/refs/heads/master.zip"
 MTD_ARCHIVE_NAME = "Magnetic-tile-defect-datasets.-master.zip"
 # GitHub re-creates archive bytes on demand, so a checksum would break; counts are checked instead.
@@ -90,3 +97,33 @@ def layout_mtd(extracted: Path, out_category_dir: Path, train_files: list[str]) 
             _link_or_copy(image, folder / image.name)
             if defect != NORMAL:
                 _link_or_copy(image.with_suffix(".png"), masks / f"{image.stem}_mask.png")
+
+
+def random_split(split: Split, seed: int) -> Split:
+    """All 952 defect-free images pooled and split 80/20 at random (seeded), as Sec. 4.1 says."""
+    normal = sorted(split.train + [s for s in split.test if s.label == 0], key=lambda s: s.path.name)
+    rng = np.random.default_rng([seed, 80])
+    order = rng.permutation(len(normal))
+    n_test = round(0.2 * len(normal))
+    test_normal = [normal[i] for i in order[:n_test]]
+    train = [Sample(normal[i].path, 0) for i in sorted(order[n_test:])]
+    test = [Sample(s.path, 0) for s in test_normal] + [s for s in split.test if s.label == 1]
+    return Split(split.dataset, split.category, train, test, meta=dict(split.meta))
+
+
+def load_mtd(root: Path, category: str, seed: int = 0, variant: str = "authors") -> Split:
+    if variant not in MTD_SPLITS:
+        raise BenchError(f"unknown MTD split {variant!r}; choose one of {', '.join(MTD_SPLITS)}.")
+    split = load_folder_split(Path(root), category, dataset="mtd")
+    return random_split(split, seed) if variant == "random" else split
+
+
+SPEC = DatasetSpec(
+    "mtd", (MTD_CATEGORY,), photometric=True, load=load_mtd,
+    download=DownloadInfo(
+        MTD_URL, MTD_ARCHIVE_NAME, None,
+        lambda unpacked, staging: layout_mtd(unpacked, staging / MTD_CATEGORY,
+                                             load_train_filenames()),
+    ),
+    split_variants=MTD_SPLITS,
+)

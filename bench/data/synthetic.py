@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from bench.data.base import NORMAL
-from bench.data.folder import is_category_dir
+from bench.data.base import NORMAL, DatasetSpec
+from bench.data.folder import folder_loader, is_category_dir, list_categories
 from bench.errors import BenchError
 
 DEFECTS = ("scratch", "spot")
@@ -139,3 +139,15 @@ def make_synthetic(
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return root
+
+
+def prepare_synthetic(data_root: Path, categories: tuple[str, ...] | None) -> None:
+    """Generate on demand: the categories asked for, or all of them into an empty root."""
+    data_root = Path(data_root)
+    wanted = [c for c in (categories or TEXTURES) if not is_category_dir(data_root / c)]
+    if wanted and (categories or not data_root.is_dir() or not list_categories(data_root)):
+        make_synthetic(data_root, tuple(wanted))
+
+
+SPEC = DatasetSpec("synthetic", None, photometric=False, load=folder_loader("synthetic"),
+                   prepare=prepare_synthetic)

@@ -59,6 +59,7 @@ class FeaturePipelineDetector:
         engine = shared_engine(cfg.backbone, cfg.extractor_engine, self.context.device,
                                cfg.extractor_precision)
         self.context.info["extractor_engine"] = engine.describe()
+        self.context.info["backbone_weights"] = engine.backbone.weights
         return engine
 
     def images(self) -> ImageCache:

@@ -1,0 +1,165 @@
+"""Suites and cells: a suite (a TOML file) expands into cells, one unit of work each.
+
+``load_suite`` reads a suite, ``plan`` expands it into ``Cell``s with every config resolved
+once (the paper's defaults, the preset, the suite's and the user's overrides, the dataset's
+fields), and each cell knows its id and its departures from the paper's configuration.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench.config import config_hash, differences_from_paper, resolve_config
+from bench.data import dataset_categories, ensure_dataset, get_spec
+from bench.data.folder import is_category_dir
+from bench.errors import BenchError
+from bench.methods import get_method
+
+log = logging.getLogger(__name__)
+SUITES_DIR = Path(__file__).with_name("suites")
+
+
+@dataclass
+class Suite:
+    """A TOML file: one dataset x categories x methods x seeds x shots, with a preset."""
+
+    name: str
+    dataset: str
+    methods: list[str]
+    categories: list[str] = field(default_factory=list)  # empty: all the dataset offers
+    seeds: list[int] = field(default_factory=lambda: [0])
+    shots: list[int | None] = field(default_factory=lambda: [None])
+    preset: str = "paper"
+    backbone: str | None = None
+    data_root: str = "data"
+    mtd_split: str = "authors"
+    overrides: dict[str, Any] = field(default_factory=dict)
+    # Named config variants run side by side (e.g. Table 3's A-G): name -> overrides.
+    variants: dict[str, dict[str, Any]] = field(default_factory=dict)
+    description: str = ""
+
+
+def available_suites() -> list[str]:
+    return sorted(p.stem for p in SUITES_DIR.glob("*.toml"))
+
+
+def load_suite(name_or_path: str) -> Suite:
+    path = Path(name_or_path)
+    if path.suffix != ".toml":
+        path = SUITES_DIR / f"{name_or_path}.toml"
+    if not path.is_file():
+        raise BenchError(
+            f"unknown suite {name_or_path!r}; choose one of {', '.join(available_suites())} "
+            "or pass a path to a .toml file."
+        )
+    data = tomllib.loads(path.read_text())
+    data.setdefault("name", path.stem)
+    data["shots"] = [None if s == "all" else int(s) for s in data.get("shots", ["all"])]
+    try:
+        return Suite(**data)
+    except TypeError as err:
+        raise BenchError(f"suite file {path} has an unknown key ({err}); fix the file.") from None
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One unit of work; its id names its record."""
+
+    dataset: str
+    category: str
+    method: str
+    seed: int
+    shots: int | None
+    preset: str
+    backbone: str | None
+    config: Any
+    data_root: Path
+    mtd_split: str = "authors"
+    variant: str | None = None
+    # Config fields that differ from the paper's configuration on this dataset (set by plan).
+    departures: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    @property
+    def cell_id(self) -> str:
+        parts = [self.method, self.category, f"shots-{self.shots or 'all'}", f"seed-{self.seed}",
+                 self.preset]
+        if self.variant:
+            parts.append(f"variant-{self.variant}")
+        if self.backbone:
+            parts.append(self.backbone)
+        if self.dataset == "mtd" and self.mtd_split != "authors":
+            parts.append(f"split-{self.mtd_split}")
+        parts.append(config_hash(self.config))
+        return "__".join(parts)
+
+
+def resolve_for_dataset(method: str, preset: str, dataset: str, overrides: dict[str, Any]) -> Any:
+    """The method's config for this preset, with dataset-dependent fields filled in."""
+    spec = get_method(method)
+    config = resolve_config(spec.config_cls, spec.presets, preset, overrides)
+    if getattr(config, "photometric", False) is None:
+        config = dataclasses.replace(config, photometric=get_spec(dataset).photometric)
+    return config
+
+
+def _categories_on_disk(dataset: str, root: Path) -> list[str] | None:
+    """For a fixed-category dataset of which only some categories were extracted under the
+    root, those categories (used as they are, nothing downloaded); else None."""
+    known = get_spec(dataset).categories
+    if not known:
+        return None
+    present = [c for c in known if is_category_dir(root / c)]
+    if present and len(present) < len(known):
+        log.warning("%s: using the %d categories found under %s (%s); pass --categories to get "
+                    "others", dataset, len(present), root, ", ".join(present))
+    return present or None
+
+
+def plan(suite: Suite, *, data_root: Path | None = None) -> list[Cell]:
+    """Expand a suite into cells (datasets are fetched first if they are missing)."""
+    root = Path(data_root or suite.data_root)
+    categories = suite.categories or _categories_on_disk(suite.dataset, root)
+    ensure_dataset(suite.dataset, root, categories)
+    categories = categories or dataset_categories(suite.dataset, root)
+    variants = suite.variants or {None: {}}
+    fields = {m: {f.name for f in dataclasses.fields(get_method(m).config_cls)} for m in suite.methods}
+    # An override (--set, a suite's [overrides]) goes to the methods whose config has that
+    # field, so `--set epochs=10` works for a suite that also runs 1-NN; a name no selected
+    # method knows is still an error (a typo).
+    known = set().union(*fields.values()) if fields else set()
+    unknown = set(suite.overrides).union(*variants.values()) - known
+    if unknown:
+        raise BenchError(f"unknown option(s) {', '.join(sorted(unknown))} for the methods "
+                         f"{', '.join(suite.methods)}; `python bench.py list` shows the methods.")
+    cells = []
+    for category in categories:
+        for method in suite.methods:
+            spec = get_method(method)
+            for variant, variant_overrides in variants.items():
+                overrides = {k: v for k, v in {**suite.overrides, **variant_overrides}.items()
+                             if k in fields[method]}
+                if spec.uses_backbone and suite.backbone:
+                    overrides["backbone"] = suite.backbone
+                config = resolve_for_dataset(method, suite.preset, suite.dataset, overrides)
+                departures = paper_departures(method, suite.dataset, config)
+                backbone = getattr(config, "backbone", None) if spec.uses_backbone else None
+                for shots in suite.shots:
+                    for seed in suite.seeds:
+                        cells.append(Cell(suite.dataset, category, method, seed, shots,
+                                          suite.preset, backbone, config, root, suite.mtd_split,
+                                          variant, departures))
+    return cells
+
+
+def paper_departures(method: str, dataset: str, config: Any) -> dict[str, Any]:
+    """Config fields that differ from the paper's configuration on this dataset."""
+    paper = resolve_for_dataset(method, "paper", dataset, {})
+    return {k: v for k, v in differences_from_paper(config).items() if getattr(paper, k) != v}
+
+
+
