@@ -1,12 +1,14 @@
-"""The report: Tables 1-3, the multimodal run and Figures 5-8 beside the paper's numbers.
+"""The report: results on data the paper never used, Tables 1-3, the multimodal run and
+Figures 5-8 beside the paper's numbers, and an appendix of every configuration recorded.
 
-Rendered from the results store alone (no training)::
+Rendered from the results store alone (no training, no torch)::
 
     from bench.report import build_report
     result = build_report(Path("results"), Path("reports"))  # report.md, report.html, ...
 
-``tables`` builds each table as a pandas DataFrame (one function per table), ``figures`` draws
-the figures, ``render`` writes Markdown, self-contained HTML, CSV, LaTeX, PNG and PDF.
+``data`` reads the store and picks each cell's configuration, ``cells`` turns a cell's rows into
+its numbers and text (the row assembly every table shares), ``tables/`` and ``figures/`` hold one
+module per table and figure, ``render`` fills the jinja2 templates under ``templates/``.
 """
 
 from bench.report.data import NOT_RUN, ReportData

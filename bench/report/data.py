@@ -1,44 +1,45 @@
 """What every table and figure of the report starts from: the results store, read once.
 
-``ReportData`` holds the tidy table (``ResultsStore.load()``, plus the config hash and MTD split
-of each cell) and the records themselves (per-image scores for ROC curves and histograms).
-Two rules keep the report honest:
+``ReportData`` holds the tidy table (``ResultsStore.load()``) and the records themselves
+(per-image scores for ROC curves and histograms). ``select`` picks, for each table cell
+(``bench.results.TABLE_CELL``), the configuration (``bench.results.CONFIGURATION``) closest to
+the paper's when a cell was run under several (a ``paper`` run over a ``fast`` one, AlexNet over
+a substitute backbone); the others stay in the appendix.
 
-- ``select`` picks, for each cell of a table (dataset, category, method, shots, variant), the
-  configuration closest to the paper's when a cell was run under several (a ``paper`` run over
-  a ``fast`` one, AlexNet over a substitute backbone); the others stay in the appendix.
-- ``provenance`` says, for the rows behind a table or figure, which presets, backbones and seeds
-  they come from and flags everything that is not the paper's configuration.
+Each row also carries the seed summary of its configuration (``bench.summary.seed_summary``,
+computed once for the whole store): ``seed_group`` numbers the configurations
+(``bench.results.SEED_GROUP``), ``group_seeds``, ``group_auroc`` and ``group_ci95`` are their
+number of seeds, mean AUROC and 95 % CI half-width (fractions; NaN where none finished).
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
-from bench.config import REDUCED_PRESETS
-from bench.results import Record, ResultsStore
+from bench.results import CONFIGURATION, SEED_GROUP, TABLE_CELL, Record, ResultsStore
+from bench.summary import seed_summary
 
 NOT_RUN = "not run"
 FAILED = "failed"
 PAPER_BACKBONE = "alexnet"
-MIN_SEEDS = 3  # Fig. 7 averages three random subsets; fewer seeds are flagged
+PAPER_DATASETS = ("mvtec", "mtd")
+NO_MTD_SPLIT = "-"  # the tidy table's mtd_split outside MTD (None in the record)
+# Data the paper never used: how the report names it.
+DATASET_TITLES = {"folder": "Your own data", "synthetic": "Synthetic defects"}
+DESCRIPTIONS = {"folder": "your own category folders, `--suite folder`",
+                "synthetic": "generated textures with injected defects"}
 # Which configuration of a cell to show when several were run: the paper's first.
 PRESET_RANK = {"paper": 0, "code": 1, "fast": 2, "tiny": 3}
-CELL_KEY = ["dataset", "category", "method", "shots", "variant"]
-CONFIG_KEY = ["preset", "backbone", "config_hash", "mtd_split"]
 
 
 @dataclass
 class ReportData:
     store: ResultsStore
-    frame: pd.DataFrame  # the tidy table, plus config_hash and mtd_split per cell
+    frame: pd.DataFrame  # the tidy table and each row's seed summary (see the module's doc)
     records: dict[str, Record]
 
     @classmethod
@@ -46,8 +47,8 @@ class ReportData:
         store = ResultsStore(Path(results_dir))
         frame = store.load()
         records = {r.cell_id: r for r in store.records()}
-        frame["mtd_split"] = frame["mtd_split"].fillna("-")
-        return cls(store, frame, records)
+        frame["mtd_split"] = frame["mtd_split"].fillna(NO_MTD_SPLIT)  # so it groups and sorts
+        return cls(store, with_seed_summary(frame), records)
 
     def rows(self, **equal: Any) -> pd.DataFrame:
         """Rows whose columns equal the given values (None matches a missing value)."""
@@ -68,6 +69,23 @@ class ReportData:
             if s == "ok" or not ok_only
         ]
 
+    def other_datasets(self) -> list[str]:
+        """Datasets the paper never used (a user's folders first, then e.g. synthetic)."""
+        found = set(self.frame["dataset"]) - set(PAPER_DATASETS)
+        return sorted(found, key=lambda d: (d != "folder", d))
+
+
+def with_seed_summary(frame: pd.DataFrame) -> pd.DataFrame:
+    """The frame with its configuration's seed summary on every row."""
+    frame = frame.assign(seed_group=frame.groupby(SEED_GROUP, dropna=False, sort=False).ngroup())
+    summary = seed_summary(frame, by=["seed_group"]).set_index("seed_group")
+    columns = {"seeds": "group_seeds", "auroc": "group_auroc", "ci95": "group_ci95"}
+    return frame.join(summary[list(columns)].rename(columns=columns), on="seed_group")
+
+
+def dataset_title(dataset: str) -> str:
+    return DATASET_TITLES.get(dataset, f"Dataset {dataset}")
+
 
 def _config_rank(group: pd.DataFrame) -> tuple:
     ok = group[group["status"] == "ok"]
@@ -78,182 +96,23 @@ def _config_rank(group: pd.DataFrame) -> tuple:
         bool(ok["reduced"].any()) if not ok.empty else True,
         PRESET_RANK.get(first["preset"], len(PRESET_RANK)),
         isinstance(backbone, str) and backbone != PAPER_BACKBONE,
-        first["mtd_split"] not in ("authors", "-"),
+        first["mtd_split"] not in ("authors", NO_MTD_SPLIT),
         -ok["seed"].nunique(),
         str(first["config_hash"]),
     )
 
 
 def select_closest(rows: pd.DataFrame) -> pd.DataFrame:
-    """Per cell (dataset, category, method, shots, variant), the rows of one configuration."""
+    """Per table cell, the rows of one configuration: the one closest to the paper's."""
     if rows.empty:
         return rows
     keep = []
-    for _, cell in rows.groupby(CELL_KEY, dropna=False, sort=False):
-        configs = [g for _, g in cell.groupby(CONFIG_KEY, dropna=False, sort=False)]
+    for _, cell in rows.groupby(list(TABLE_CELL), dropna=False, sort=False):
+        configs = [g for _, g in cell.groupby(list(CONFIGURATION), dropna=False, sort=False)]
         keep.append(min(configs, key=_config_rank))
     return pd.concat(keep)
-
-
-def ci95(values: Iterable[float]) -> float:
-    """Half-width of the t-based 95 % confidence interval of the mean (NaN below 2 values)."""
-    from scipy import stats
-
-    arr = np.asarray(list(values), dtype=float)
-    if len(arr) < 2:
-        return math.nan
-    return float(stats.t.ppf(0.975, len(arr) - 1) * arr.std(ddof=1) / math.sqrt(len(arr)))
-
-
-@dataclass
-class CellStat:
-    """One table cell: mean AUROC in % over seeds, its CI, and where it comes from."""
-
-    mean: float = math.nan
-    ci: float = math.nan
-    n_seeds: int = 0
-    status: str = NOT_RUN  # "ok", "failed" or "not run"
-    cell_ids: list[str] = field(default_factory=list)
-    preset: str = ""
-    backbone: str = ""
-
-    @classmethod
-    def of(cls, rows: pd.DataFrame, column: str = "auroc") -> CellStat:
-        if rows.empty:
-            return cls()
-        ok = rows[rows["status"] == "ok"]
-        first = rows.iloc[0]
-        backbone = first["backbone"] if isinstance(first["backbone"], str) else "-"
-        if ok.empty:
-            return cls(
-                status=FAILED,
-                cell_ids=list(rows["cell_id"]),
-                preset=first["preset"],
-                backbone=backbone,
-            )
-        values = 100 * ok[column].astype(float)
-        return cls(
-            float(values.mean()),
-            ci95(values),
-            int(ok["seed"].nunique()),
-            "ok",
-            list(ok["cell_id"]),
-            first["preset"],
-            backbone,
-        )
-
-    def text(self) -> str:
-        return format_stat(self.mean, self.ci, self.status)
-
-
-def format_stat(mean: float, ci: float = math.nan, status: str = "ok") -> str:
-    if status != "ok":
-        return status
-    if mean is None or (isinstance(mean, float) and math.isnan(mean)):
-        return NOT_RUN
-    return f"{mean:.1f}" if ci is None or math.isnan(ci) else f"{mean:.1f} ± {ci:.1f}"
-
-
-def format_number(value: float | None, signed: bool = False) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "–"
-    return f"{value:+.1f}" if signed else f"{value:.1f}"
-
-
-@dataclass
-class Provenance:
-    """Which presets, backbones and seeds lie behind a table or figure, and what departs from
-    the paper's configuration."""
-
-    presets: list[str]
-    backbones: list[str]
-    seeds_min: int
-    seeds_max: int
-    n_cells: int
-    flags: list[str]
-    mtd_splits: list[str] = field(default_factory=list)
-
-    def text(self) -> str:
-        if not self.n_cells:
-            return "No results recorded for this item yet."
-        seeds = (
-            str(self.seeds_min)
-            if self.seeds_min == self.seeds_max
-            else f"{self.seeds_min}-{self.seeds_max}"
-        )
-        line = (
-            f"Preset: {', '.join(self.presets)}. Backbone: {', '.join(self.backbones)}. "
-            f"Seeds per cell: {seeds} ({self.n_cells} record{'s' if self.n_cells != 1 else ''})."
-        )
-        if self.mtd_splits:
-            line += f" MTD split: {', '.join(self.mtd_splits)}."
-        return line
-
-    def flag_text(self) -> str:
-        if not self.n_cells:
-            return ""
-        if not self.flags:
-            return "Paper's configuration (no departures recorded)."
-        return "Not the paper's configuration: " + "; ".join(self.flags) + "."
 
 
 def ok_rows(rows: pd.DataFrame) -> pd.DataFrame:
     """The rows of cells that finished (an empty frame stays as it is)."""
     return rows[rows["status"] == "ok"] if not rows.empty else rows
-
-
-def _short(value: Any) -> str:
-    if isinstance(value, list | tuple):
-        return "(" + ", ".join(map(str, value)) + ")"
-    return str(value)
-
-
-def _method_notes(records: Iterable[Record]) -> list[str]:
-    """What the records say about their methods (e.g. that one follows another paper)."""
-    notes = {r.method: r.info.get("method_note") for r in records if r.info.get("method_note")}
-    return [f"{m}: {note}" for m, note in sorted(notes.items())]
-
-
-def provenance(
-    data: ReportData, rows: pd.DataFrame, expected: Iterable[str] = (), min_seeds: int = MIN_SEEDS
-) -> Provenance:
-    """Provenance of the ``ok`` rows; ``expected`` are config fields the experiment itself
-    changes (Table 3's variants, the multimodal run's coupling blocks), not flagged."""
-    ok = ok_rows(rows)
-    if ok.empty:
-        return Provenance([], [], 0, 0, 0, [])
-    presets = sorted(set(ok["preset"]))
-    backbones = sorted(
-        {b if isinstance(b, str) else "- (image-based method)" for b in ok["backbone"]}
-    )
-    seeds = ok.groupby(CELL_KEY, dropna=False)["seed"].nunique()
-    flags = []
-    # What each preset departs from the paper in, as recorded (not as the preset reads today).
-    expected = set(expected) | {"backbone"}
-    changes: dict[str, dict[str, set[str]]] = {}
-    for record in data.records_of(ok):
-        into = changes.setdefault(record.preset, {})
-        for key, value in record.departures.items():
-            if key not in expected:
-                into.setdefault(key, set()).add(_short(value))
-    for preset in presets:
-        detail = ", ".join(f"{k}={'/'.join(sorted(v))}" for k, v in changes.get(preset, {}).items())
-        if preset in REDUCED_PRESETS:
-            flags.append(f"reduced preset '{preset}'" + (f" ({detail})" if detail else ""))
-        elif detail and preset == "paper":
-            flags.append(f"config changes on the 'paper' preset: {detail}")
-        elif detail:
-            flags.append(f"preset '{preset}' departs from the paper's text: {detail}")
-    flags += _method_notes(data.records_of(ok))
-    substitutes = [b for b in ok["backbone"].dropna().unique() if b != PAPER_BACKBONE]
-    if substitutes:
-        flags.append(f"substitute backbone {', '.join(sorted(substitutes))} instead of AlexNet")
-    if seeds.min() < min_seeds:
-        flags.append(
-            f"{seeds.min()} seed{'s' if seeds.min() != 1 else ''} per cell where "
-            f"{min_seeds} are wanted (no or a wide confidence interval)"
-        )
-    splits = sorted(set(ok["mtd_split"]) - {"-"})
-    return Provenance(
-        presets, backbones, int(seeds.min()), int(seeds.max()), len(ok), flags, splits
-    )

@@ -1,5 +1,6 @@
-"""Write the report: ``report.md``, a self-contained ``report.html`` (figures embedded as
-base64 PNG), ``figures/*.png|pdf`` and ``tables/*.csv|tex``. Reads the results store only."""
+"""Write the report: ``report.md`` and a self-contained ``report.html`` (figures embedded as
+base64 PNG data URIs), both from the jinja2 templates under ``templates/``;
+``figures/*.png|pdf`` and ``tables/*.csv|tex``. Reads the results store only."""
 
 from __future__ import annotations
 
@@ -11,11 +12,15 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import pandas as pd
+import jinja2
+from markupsafe import Markup
 
-from bench.report.data import FAILED, NOT_RUN, Provenance, ReportData
+from bench.report.data import ReportData, dataset_title
 from bench.report.figures import ReportFigure, all_figures
+from bench.report.latex import to_latex
+from bench.report.provenance import Provenance
 from bench.report.tables import Table, all_tables
+from bench.report.views import TableView, table_view
 
 
 @dataclass
@@ -26,6 +31,25 @@ class ReportResult:
     figures: list[ReportFigure] = field(default_factory=list)
     files: list[Path] = field(default_factory=list)
     seconds: float = 0.0
+
+
+@dataclass
+class Item:
+    """One section of the report: a table (with its view) or a figure."""
+
+    kind: str  # "table" or "figure"
+    key: str
+    title: str
+    caption: str
+    provenance: Provenance | None
+    notes: list[str]
+    view: TableView | None = None
+    png: Path | None = None  # relative to the report's folder
+    pdf: Path | None = None
+
+    @property
+    def nav(self) -> str:
+        return self.title.split(":")[0]
 
 
 def build_report(results_dir: Path, out_dir: Path) -> ReportResult:
@@ -42,10 +66,14 @@ def build_report(results_dir: Path, out_dir: Path) -> ReportResult:
         table.data.to_csv(csv, index=False)
         tex.write_text(to_latex(table))
         files += [csv, tex]
-    header = _header(data, results_dir)
+    context = {
+        **_header(data, results_dir),
+        "other_data": [dataset_title(d) for d in data.other_datasets()],
+        "items": [_item(x, out_dir) for x in ordered(tables, figures)],
+    }
     md_path, html_path = out_dir / "report.md", out_dir / "report.html"
-    md_path.write_text(render_markdown(header, tables, figures, out_dir))
-    html_path.write_text(render_html(header, tables, figures))
+    md_path.write_text(ENV.get_template("report.md.j2").render(context))
+    html_path.write_text(ENV.get_template("report.html.j2").render(context, base=out_dir))
     files += [md_path, html_path]
     return ReportResult(md_path, html_path, tables, figures, files, time.perf_counter() - start)
 
@@ -60,261 +88,53 @@ def _header(data: ReportData, results_dir: Path) -> dict[str, str]:
     }
 
 
-INTRO = (
-    "Our results beside the paper's (Rudolph, Wandt, Rosenhahn: *Same Same But DifferNet*, "
-    "WACV 2021). Every number comes from the results store; nothing is trained while rendering, "
-    "and a cell without a record reads **not run**. AUROC is in %. Each table and figure says "
-    "which preset, backbone and seeds it rests on and flags everything that is not the paper's "
-    "configuration. Where a cell was run under several configurations, the one closest to the "
-    "paper's is shown; all of them are listed in the appendix. The CSV files under `tables/` "
-    "hold the full-precision numbers."
-)
-
-
-# -- Markdown ------------------------------------------------------------------------------
-
-
-def _flat_columns(frame: pd.DataFrame) -> list[str]:
-    if isinstance(frame.columns, pd.MultiIndex):
-        return [" ".join(str(p) for p in c if p) for c in frame.columns]
-    return [str(c) for c in frame.columns]
-
-
-def _with_index(frame: pd.DataFrame) -> pd.DataFrame:
-    """The display frame with a meaningful index turned into leading columns."""
-    if isinstance(frame.index, pd.MultiIndex) or frame.index.name:
-        flat = frame.copy()
-        flat.columns = _flat_columns(frame)
-        return flat.reset_index()
-    return frame
-
-
-def markdown_table(frame: pd.DataFrame) -> str:
-    frame = _with_index(frame)
-    columns = _flat_columns(frame)
-
-    def cell(value) -> str:
-        text = "" if value is None or (isinstance(value, float) and pd.isna(value)) else str(value)
-        return text.replace("|", "\\|").replace("\n", " ")
-
-    lines = [
-        "| " + " | ".join(cell(c) or " " for c in columns) + " |",
-        "|" + "|".join("---" for _ in columns) + "|",
-    ]
-    for row in frame.itertuples(index=False):
-        lines.append("| " + " | ".join(cell(v) for v in row) + " |")
-    return "\n".join(lines)
-
-
-def _provenance_md(prov: Provenance | None) -> str:
-    if prov is None:
-        return ""
-    lines = [f"> **Behind it.** {prov.text()}"]
-    if prov.n_cells:
-        mark = "⚠ " if prov.flags else ""
-        lines.append(f"> {mark}{prov.flag_text()}")
-    return "\n>\n".join(lines)
-
-
-def render_markdown(
-    header: dict[str, str], tables: list[Table], figures: list[ReportFigure], out_dir: Path
-) -> str:
-    parts = [
-        "# DifferNet benchmark report",
-        "",
-        f"Rendered {header['when']} from `{header['source']}`: {header['counts']}.",
-        "",
-        INTRO,
-        "",
-    ]
-    for item in _ordered(tables, figures):
-        if isinstance(item, Table):
-            parts += [f"## {item.title}", "", item.caption, "", _provenance_md(item.provenance), ""]
-            parts += [f"> Note: {n}" for n in item.notes] + ([""] if item.notes else [])
-            parts += [
-                markdown_table(item.display),
-                "",
-                f"Files: `tables/{item.key}.csv` (numbers), `tables/{item.key}.tex`.",
-                "",
-            ]
-        else:
-            rel_png = item.png.relative_to(out_dir)
-            rel_pdf = item.pdf.relative_to(out_dir)
-            parts += [
-                f"## {item.title}",
-                "",
-                f"![{item.title}]({rel_png.as_posix()})",
-                "",
-                item.caption,
-                "",
-                _provenance_md(item.provenance),
-                "",
-            ]
-            parts += [f"> Note: {n}" for n in item.notes] + ([""] if item.notes else [])
-            parts += [f"Files: `{rel_png.as_posix()}`, `{rel_pdf.as_posix()}`.", ""]
-    return "\n".join(parts)
-
-
-def _ordered(tables: list[Table], figures: list[ReportFigure]) -> list[Table | ReportFigure]:
-    """Tables 1-3 and the multimodal table, Figures 5-8, then the appendix."""
-    main = [t for t in tables if not t.key.startswith("appendix")]
+def ordered(tables: list[Table], figures: list[ReportFigure]) -> list[Table | ReportFigure]:
+    """Data the paper never used first (per dataset its table, then its figure); then Tables
+    1-3 and the multimodal table, Figures 5-8; the appendix last."""
+    datasets = list(dict.fromkeys(x.dataset for x in [*tables, *figures] if x.dataset))
+    other = sorted((x for x in [*tables, *figures] if x.dataset),
+                   key=lambda x: datasets.index(x.dataset))
+    main = [t for t in tables if not t.dataset and not t.key.startswith("appendix")]
     rest = [t for t in tables if t.key.startswith("appendix")]
-    return [*main, *figures, *rest]
+    return [*other, *main, *[f for f in figures if not f.dataset], *rest]
 
 
-# -- HTML ----------------------------------------------------------------------------------
-
-CSS = """
-body { font-family: -apple-system, "Segoe UI", Roboto, Helvetica, Arial, sans-serif;
-       margin: 2em auto; max-width: 1500px; padding: 0 1.5em; color: #222; line-height: 1.45; }
-h1 { border-bottom: 2px solid #444; padding-bottom: .2em; }
-h2 { margin-top: 2.2em; border-bottom: 1px solid #bbb; padding-bottom: .15em; }
-p.caption { max-width: 70em; }
-.prov { background: #f4f6f8; border-left: 4px solid #6a8caf; padding: .5em .9em; margin: .8em 0;
-        font-size: .92em; }
-.prov.flagged { border-left-color: #d08a00; background: #fdf6e8; }
-.note { color: #7a4b00; font-size: .92em; }
-.scroll { overflow-x: auto; }
-table.tbl { border-collapse: collapse; font-size: .8em; margin: .6em 0; }
-table.tbl th, table.tbl td { border: 1px solid #d0d0d0; padding: .2em .4em; text-align: right;
-                             white-space: nowrap; }
-table.tbl th { background: #eef1f4; text-align: center; }
-table.tbl tbody th, table.tbl td:first-child { text-align: left; }
-table.tbl tr:nth-child(even) td { background: #fafafa; }
-td.missing { color: #999; font-style: italic; }
-td.failed { color: #b00020; font-weight: bold; }
-figure { margin: 1em 0; }
-figure img { max-width: min(100%, 1100px); border: 1px solid #ddd; }
-.files { font-size: .85em; color: #555; }
-code { background: #f0f0f0; padding: 0 .25em; border-radius: 3px; }
-"""
+def _item(x: Table | ReportFigure, out_dir: Path) -> Item:
+    if isinstance(x, Table):
+        return Item("table", x.key, x.title, x.caption, x.provenance, x.notes,
+                    view=table_view(x.display))
+    return Item("figure", x.key, x.title, x.caption, x.provenance, x.notes,
+                png=x.png.relative_to(out_dir), pdf=x.pdf.relative_to(out_dir))
 
 
-def _inline(text: str) -> str:
-    """Escape, then the two bits of Markdown the captions use: `code` and *emphasis*."""
-    out = html.escape(text)
+# -- Template filters -----------------------------------------------------------------------
+
+
+def inline(text: str) -> Markup:
+    """Escape, then the bits of Markdown the captions use: `code`, **strong** and *emphasis*."""
+    out = html.escape(str(text))
     out = re.sub(r"`([^`]+)`", r"<code>\1</code>", out)
     out = re.sub(r"\*\*([^*]+)\*\*", r"<strong>\1</strong>", out)
-    return re.sub(r"\*([^*]+)\*", r"<em>\1</em>", out)
+    return Markup(re.sub(r"\*([^*]+)\*", r"<em>\1</em>", out))
 
 
-def _provenance_html(prov: Provenance | None) -> str:
-    if prov is None:
-        return ""
-    flagged = " flagged" if prov.flags else ""
-    body = f"<strong>Behind it.</strong> {_inline(prov.text())}"
-    if prov.n_cells:
-        body += "<br>" + ("⚠ " if prov.flags else "") + _inline(prov.flag_text())
-    return f'<div class="prov{flagged}">{body}</div>'
+def md_cell(text: str) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
 
 
-def html_table(frame: pd.DataFrame) -> str:
-    show_index = isinstance(frame.index, pd.MultiIndex) or bool(frame.index.name)
-    if show_index:  # the row labels speak for themselves: no extra header row for their names
-        frame = frame.rename_axis(index=[None] * frame.index.nlevels)
-    text = frame.to_html(escape=True, index=show_index, border=0, classes="tbl", na_rep="")
-    text = text.replace(f"<td>{NOT_RUN}</td>", f'<td class="missing">{NOT_RUN}</td>')
-    return text.replace(f"<td>{FAILED}</td>", f'<td class="failed">{FAILED}</td>')
+@jinja2.pass_context
+def data_uri(context, png: Path) -> str:
+    """A PNG as a data URI, so the HTML needs no file beside it."""
+    encoded = base64.b64encode((Path(context["base"]) / png).read_bytes()).decode("ascii")
+    return f"data:image/png;base64,{encoded}"
 
 
-def render_html(header: dict[str, str], tables: list[Table], figures: list[ReportFigure]) -> str:
-    body = [
-        "<h1>DifferNet benchmark report</h1>",
-        (
-            f"<p>Rendered {html.escape(header['when'])} from <code>{html.escape(header['source'])}</code>: "
-            f"{html.escape(header['counts'])}.</p>"
-        ),
-        f"<p>{_inline(INTRO)}</p>",
-        "<nav><strong>Contents:</strong> "
-        + " · ".join(
-            f'<a href="#{item.key}">{html.escape(item.title.split(":")[0])}</a>'
-            for item in _ordered(tables, figures)
-        )
-        + "</nav>",
-    ]
-    for item in _ordered(tables, figures):
-        body.append(f'<section id="{item.key}"><h2>{html.escape(item.title)}</h2>')
-        if isinstance(item, Table):
-            body.append(f'<p class="caption">{_inline(item.caption)}</p>')
-            body.append(_provenance_html(item.provenance))
-            body += [f'<p class="note">Note: {_inline(n)}</p>' for n in item.notes]
-            body.append(f'<div class="scroll">{html_table(item.display)}</div>')
-            body.append(
-                f'<p class="files">Files: tables/{item.key}.csv (numbers), '
-                f"tables/{item.key}.tex</p>"
-            )
-        else:
-            data = base64.b64encode(item.png.read_bytes()).decode("ascii")
-            body.append(
-                f'<figure><img src="data:image/png;base64,{data}" '
-                f'alt="{html.escape(item.title)}"><figcaption class="caption">'
-                f"{_inline(item.caption)}</figcaption></figure>"
-            )
-            body.append(_provenance_html(item.provenance))
-            body += [f'<p class="note">Note: {_inline(n)}</p>' for n in item.notes]
-            body.append(
-                f'<p class="files">Files: figures/{item.png.name}, figures/{item.pdf.name}</p>'
-            )
-        body.append("</section>")
-    return (
-        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        "<title>DifferNet benchmark report</title>"
-        f"<style>{CSS}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n"
-    )
-
-
-# -- LaTeX ---------------------------------------------------------------------------------
-
-_LATEX_TEXT = {
-    "±": r"$\pm$",
-    "Δ": r"$\Delta$",
-    "–": "--",
-    "−": "-",
-    "≈": r"$\approx$",
-    "⚠": "",
-    "·": r"$\cdot$",
-}
-
-
-def _latex_text(text: str) -> str:
-    for old, new in _LATEX_TEXT.items():
-        text = text.replace(old, new)
-    return text
-
-
-def to_latex(table: Table) -> str:
-    """The displayed table as a LaTeX ``table`` (booktabs), caption and provenance included."""
-    frame = _with_index(table.display)
-    labels = table.display.index.nlevels if frame is not table.display else 1
-    body = frame.to_latex(
-        index=False, escape=True, column_format="l" * labels + "r" * (frame.shape[1] - labels)
-    )
-    caption = table.caption.replace("*", "").replace("`", "")
-    if table.provenance is not None:
-        caption += " " + table.provenance.text() + " " + table.provenance.flag_text()
-    caption = _latex_escape(caption)
-    return _latex_text(
-        "% Generated by bench.py report; needs \\usepackage{booktabs}.\n"
-        "\\begin{table}[t]\n\\centering\n\\small\n"
-        + body
-        + f"\\caption{{{caption}}}\n\\label{{tab:{table.key}}}\n\\end{{table}}\n"
-    )
-
-
-_LATEX_SPECIAL = {
-    "\\": r"\textbackslash{}",
-    "&": r"\&",
-    "%": r"\%",
-    "$": r"\$",
-    "#": r"\#",
-    "_": r"\_",
-    "{": r"\{",
-    "}": r"\}",
-    "~": r"\textasciitilde{}",
-    "^": r"\textasciicircum{}",
-}
-
-
-def _latex_escape(text: str) -> str:
-    return re.sub(r"[\\&%$#_{}~^]", lambda m: _LATEX_SPECIAL[m.group()], text)
+ENV = jinja2.Environment(
+    loader=jinja2.PackageLoader("bench.report", "templates"),
+    autoescape=jinja2.select_autoescape(enabled_extensions=("html.j2",), default=False),
+    undefined=jinja2.StrictUndefined,
+    trim_blocks=True,
+    lstrip_blocks=True,
+    keep_trailing_newline=True,
+)
+ENV.filters.update(inline=inline, md_cell=md_cell, data_uri=data_uri)

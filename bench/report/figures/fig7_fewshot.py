@@ -1,0 +1,111 @@
+"""Figure 7: DifferNet's AUROC against the number of training images, mean and spread over
+the random training subsets (one per seed), beside the paper's values."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+
+from bench.paper import paper_auroc
+from bench.report.data import ReportData, ok_rows
+from bench.report.figures.base import ReportFigure, palette, placeholder, save, style
+from bench.report.paper_refs import DIFFERNET
+from bench.report.provenance import provenance
+
+
+def figure7_fewshot(data: ReportData, out_dir: Path) -> ReportFigure:
+    """AUROC against the number of training images, mean and spread over random subsets."""
+    key, title = "fig7_fewshot", "Figure 7: AUROC against training-set size"
+    ok = ok_rows(data.select(method=DIFFERNET, variant=None))
+    base = (
+        "DifferNet's image AUROC against the number of training images (the paper's "
+        "Figure 7): the mean over the random training subsets (one per seed), error bars "
+        "± 1 standard deviation over them; the rightmost point of a line is the whole "
+        "training set. Stars: the paper's values (Table 1: whole set and 16 shots; Table 2: "
+        "MTD whole set)."
+    )
+    groups = []
+    if not ok.empty:
+        for (dataset, category), group in ok.groupby(["dataset", "category"], sort=False):
+            if group["shots"].notna().any():
+                groups.append((dataset, category, group))
+    if not groups:
+        png, pdf = placeholder(
+            out_dir,
+            key,
+            title,
+            "no few-shot records: run `bench.py fewshot --shots 2,4,8,16,all --runs 3`",
+        )
+        return ReportFigure(
+            key, title, base, png, pdf, provenance(data, ok.iloc[0:0]), placeholder=True
+        )
+    rank = {"mtd": 0, "mvtec": 1}
+    groups.sort(key=lambda g: (rank.get(g[0], 2), g[0], g[1]))
+    colors = palette(len(groups))
+    used = []
+    ticks: set[int] = set()
+    whole: set[int] = set()  # x positions of whole training sets
+    starred = False
+    axes_style, context = style()
+    with axes_style, context:
+        fig = Figure(figsize=(7.2, 4.8))
+        ax = fig.subplots()
+        for color, (dataset, category, group) in zip(colors, groups):
+            used.append(group)
+            points = []
+            for shots, sub in group.groupby(group["shots"].fillna(-1), sort=True):
+                x = int(sub["n_train"].median()) if shots == -1 else int(shots)
+                values = 100 * sub["auroc"].astype(float)
+                spread = float(values.std(ddof=1)) if len(values) > 1 else 0.0
+                points.append((x, float(values.mean()), spread, shots == -1))
+            points.sort()
+            xs, ys, es, _ = zip(*points)
+            ticks.update(xs)
+            name = (
+                "MTD"
+                if dataset == "mtd"
+                else (category if dataset == "mvtec" else f"{dataset}/{category}")
+            )
+            n_subsets = int(group.groupby(group["shots"].fillna(-1))["seed"].nunique().max())
+            ax.errorbar(
+                xs,
+                ys,
+                yerr=es,
+                marker="o",
+                ms=4,
+                capsize=3,
+                lw=1.5,
+                color=color,
+                label=f"{name} ({n_subsets} subset{'s' if n_subsets > 1 else ''})",
+            )
+            full = [p for p in points if p[3]]
+            n_full = full[0][0] if full else None
+            whole.update(p[0] for p in full)
+            for shots, x in ((16, 16), (None, n_full)):
+                ref = paper_auroc(dataset, category, "DifferNet", shots)
+                if ref is not None and x is not None:
+                    ax.scatter([x], [ref], marker="*", s=160, color=color, edgecolor="k", zorder=5)
+                    ticks.add(x)
+                    starred = True
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(sorted(ticks))
+        ax.set_xticklabels(
+            [f"{t}\n(all)" if t in whole else str(t) for t in sorted(ticks)], fontsize=8
+        )
+        ax.minorticks_off()
+        ax.set(
+            xlabel="training images (log scale)",
+            ylabel="image AUROC (%)",
+            title="DifferNet: AUROC against training-set size",
+        )
+        handles, labels = ax.get_legend_handles_labels()
+        if starred:
+            star = Line2D([], [], marker="*", ls="", ms=11, color="0.6", markeredgecolor="k")
+            handles.append(star)
+            labels.append("paper (Tables 1-2)")
+        ax.legend(handles, labels, fontsize=8, loc="lower right")
+        png, pdf = save(fig, out_dir, key)
+    return ReportFigure(key, title, base, png, pdf, provenance(data, pd.concat(used)))

@@ -1,0 +1,115 @@
+"""The "Behind it" box of every table and figure: which presets, backbones and seeds the rows
+behind it come from, and everything that departs from the paper's configuration."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from bench.config import REDUCED_PRESETS
+from bench.report.data import NO_MTD_SPLIT, PAPER_BACKBONE, ReportData, ok_rows
+from bench.results import TABLE_CELL, Record
+
+MIN_SEEDS = 3  # Fig. 7 averages three random subsets; fewer seeds are flagged
+
+
+@dataclass
+class Provenance:
+    """Which presets, backbones and seeds lie behind a table or figure, and what departs from
+    the paper's configuration."""
+
+    presets: list[str]
+    backbones: list[str]
+    seeds_min: int
+    seeds_max: int
+    n_cells: int
+    flags: list[str]
+    mtd_splits: list[str] = field(default_factory=list)
+
+    def text(self) -> str:
+        if not self.n_cells:
+            return "No results recorded for this item yet."
+        seeds = (
+            str(self.seeds_min)
+            if self.seeds_min == self.seeds_max
+            else f"{self.seeds_min}-{self.seeds_max}"
+        )
+        line = (
+            f"Preset: {', '.join(self.presets)}. Backbone: {', '.join(self.backbones)}. "
+            f"Seeds per cell: {seeds} ({self.n_cells} record{'s' if self.n_cells != 1 else ''})."
+        )
+        if self.mtd_splits:
+            line += f" MTD split: {', '.join(self.mtd_splits)}."
+        return line
+
+    def flag_text(self) -> str:
+        if not self.n_cells:
+            return ""
+        if not self.flags:
+            return "Paper's configuration (no departures recorded)."
+        return "Not the paper's configuration: " + "; ".join(self.flags) + "."
+
+
+def _short(value: Any) -> str:
+    if isinstance(value, list | tuple):
+        return "(" + ", ".join(map(str, value)) + ")"
+    return str(value)
+
+
+def _method_notes(records: Iterable[Record]) -> list[str]:
+    """What the records say about their methods (e.g. that one follows another paper)."""
+    notes = {r.method: r.info.get("method_note") for r in records if r.info.get("method_note")}
+    return [f"{m}: {note}" for m, note in sorted(notes.items())]
+
+
+def _preset_flags(records: list[Record], presets: list[str], expected: set[str]) -> list[str]:
+    """What each preset departs from the paper in, as recorded (not as the preset reads today)."""
+    changes: dict[str, dict[str, set[str]]] = {}
+    for record in records:
+        into = changes.setdefault(record.preset, {})
+        for key, value in record.departures.items():
+            if key not in expected:
+                into.setdefault(key, set()).add(_short(value))
+    flags = []
+    for preset in presets:
+        detail = ", ".join(f"{k}={'/'.join(sorted(v))}" for k, v in changes.get(preset, {}).items())
+        if preset in REDUCED_PRESETS:
+            flags.append(f"reduced preset '{preset}'" + (f" ({detail})" if detail else ""))
+        elif detail and preset == "paper":
+            flags.append(f"config changes on the 'paper' preset: {detail}")
+        elif detail:
+            flags.append(f"preset '{preset}' departs from the paper's text: {detail}")
+    return flags
+
+
+def provenance(
+    data: ReportData, rows: pd.DataFrame, expected: Iterable[str] = (), min_seeds: int = MIN_SEEDS
+) -> Provenance:
+    """Provenance of the ``ok`` rows; ``expected`` are config fields the experiment itself
+    changes (Table 3's variants, the multimodal run's coupling blocks), not flagged."""
+    ok = ok_rows(rows)
+    if ok.empty:
+        return Provenance([], [], 0, 0, 0, [])
+    presets = sorted(set(ok["preset"]))
+    backbones = sorted(
+        {b if isinstance(b, str) else "- (image-based method)" for b in ok["backbone"]}
+    )
+    seeds = ok.groupby(list(TABLE_CELL), dropna=False)["seed"].nunique()
+    records = data.records_of(ok)
+    flags = _preset_flags(records, presets, set(expected) | {"backbone"})
+    flags += _method_notes(records)
+    substitutes = [b for b in ok["backbone"].dropna().unique() if b != PAPER_BACKBONE]
+    if substitutes:
+        flags.append(f"substitute backbone {', '.join(sorted(substitutes))} instead of AlexNet")
+    if seeds.min() < min_seeds:
+        flags.append(
+            f"{seeds.min()} seed{'s' if seeds.min() != 1 else ''} per cell where "
+            f"{min_seeds} are wanted (no or a wide confidence interval)"
+        )
+    splits = sorted(set(ok["mtd_split"]) - {NO_MTD_SPLIT})
+    return Provenance(
+        presets, backbones, int(seeds.min()), int(seeds.max()), len(ok), flags, splits
+    )

@@ -1,0 +1,33 @@
+"""The report's tables, one module each, every one built from ``ReportData`` alone.
+
+Each builder returns a ``Table`` (``base.py``). Nothing here trains or invents a number: a
+missing cell stays "not run". Tables on data the paper never used come first.
+"""
+
+from bench.report.data import ReportData
+from bench.report.tables.appendix import appendix
+from bench.report.tables.base import Table
+from bench.report.tables.multimodal import multimodal
+from bench.report.tables.other_data import other_data_table, other_data_tables
+from bench.report.tables.table1_mvtec import table1
+from bench.report.tables.table2_mtd import table2
+from bench.report.tables.table3_ablation import table3
+
+
+def all_tables(data: ReportData) -> list[Table]:
+    """In the report's order: data the paper never used, Tables 1-3, multimodal, appendix."""
+    return [*other_data_tables(data), table1(data), table2(data), table3(data),
+            multimodal(data), appendix(data)]
+
+
+__all__ = [
+    "Table",
+    "all_tables",
+    "appendix",
+    "multimodal",
+    "other_data_table",
+    "other_data_tables",
+    "table1",
+    "table2",
+    "table3",
+]
