@@ -9,8 +9,11 @@ for the paper's configuration.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import hashlib
 import json
+import types
+import typing
 from dataclasses import dataclass
 from typing import Any
 
@@ -130,6 +133,75 @@ def resolve_config(
     return config_from_dict(config_cls, values)
 
 
+def field_types(config_cls: type) -> dict[str, Any]:
+    """Each field of a config dataclass and its (evaluated) type annotation."""
+    hints = typing.get_type_hints(config_cls)
+    return {f.name: hints[f.name] for f in dataclasses.fields(config_cls)}
+
+
+def type_name(annotation: Any) -> str:
+    """``int``, ``tuple[int, ...]``, ``int | None``: how a field's type reads in a message."""
+    if isinstance(annotation, type) and not typing.get_args(annotation):
+        return annotation.__name__
+    return str(annotation).replace("typing.", "").replace("NoneType", "None")
+
+
+def value_fits(value: Any, annotation: Any) -> bool:
+    """Whether a plain value (as TOML gives it: lists, not tuples) fits a field's type. An int
+    fits a float field (the numeric tower); a bool fits only a bool field."""
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin in (typing.Union, types.UnionType):
+        return any(value_fits(value, arg) for arg in args)
+    if origin is tuple:
+        if not isinstance(value, list | tuple):
+            return False
+        if len(args) == 2 and args[1] is Ellipsis:
+            return all(value_fits(v, args[0]) for v in value)
+        return len(value) == len(args) and all(value_fits(v, a) for v, a in zip(value, args))
+    if annotation is type(None):
+        return value is None
+    if annotation is float:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if annotation is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if annotation in (bool, str):
+        return isinstance(value, annotation)
+    return True  # Any, or a type the harness does not check
+
+
+def toml_literal(value: Any) -> str:
+    """A value as --set and suite files write it (``true``, ``[448,224,112]``, ``latent_nll``)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list | tuple):
+        return "[" + ",".join(toml_literal(v) for v in value) + "]"
+    return str(value)
+
+
+def check_override_types(config_classes: dict[str, type], overrides: dict[str, Any],
+                         source: str = "--set") -> None:
+    """Fail before any work on an override that no selected method's config has, or whose value
+    does not fit the field's type. ``config_classes`` maps method names to config classes; an
+    override applies to every method whose config has the field (as the runner applies it)."""
+    types_by_method = {m: field_types(cls) for m, cls in config_classes.items()}
+    valid = sorted(set().union(*types_by_method.values()))
+    methods = ", ".join(config_classes)
+    for name, value in overrides.items():
+        owners = {m: t[name] for m, t in types_by_method.items() if name in t}
+        if not owners:
+            close = difflib.get_close_matches(name, valid, n=1)
+            hint = f"did you mean {close[0]}? " if close else ""
+            raise BenchError(f"{source}: no config field {name!r} in the methods {methods}; "
+                             f"{hint}valid names are {', '.join(valid)}.")
+        for method, annotation in owners.items():
+            if not value_fits(value, annotation):
+                default = getattr(config_classes[method](), name)
+                spelled = (f"--set {name}=" if source == "--set" else f"{name} = ") + toml_literal(default)
+                example = "" if default is None else f"; for example {spelled}"
+                raise BenchError(f"{source} {name}: expected {type_name(annotation)}, got "
+                                 f"{value!r}{example}.")
+
+
 def config_to_dict(config: Any) -> dict[str, Any]:
     return dataclasses.asdict(config)
 
@@ -152,6 +224,8 @@ def differences_from_paper(config: Any) -> dict[str, Any]:
 
 
 __all__ = [
-    "DifferNetConfig", "FeatureConfig", "PRESETS", "REDUCED_PRESETS", "RUNTIME_FIELDS", "config_from_dict",
-    "config_hash", "config_to_dict", "differences_from_paper", "resolve_config",
+    "DifferNetConfig", "FeatureConfig", "PRESETS", "REDUCED_PRESETS", "RUNTIME_FIELDS",
+    "check_override_types", "config_from_dict", "config_hash", "config_to_dict",
+    "differences_from_paper", "field_types", "resolve_config", "toml_literal", "type_name",
+    "value_fits",
 ]

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from bench.paper import paper_auroc, paper_name
+from bench.paper import PAPER_COLUMNS, paper_auroc, paper_name
 from bench.results import SEED_GROUP
 
 SUMMARY_COLUMNS = ["seeds", "auroc", "std", "ci95", "reduced"]
@@ -53,3 +53,32 @@ def with_paper(frame: pd.DataFrame) -> pd.DataFrame:
     ]
     out["diff"] = (out["auroc_%"] - out["paper_%"]).round(1)
     return out[[*columns, "seeds", "auroc_%", "std_%", "ci95_%", "paper_%", "diff", "reduced"]]
+
+
+def auroc_pivot(frame: pd.DataFrame) -> pd.DataFrame:
+    """Mean AUROC in % over seeds: one row per method, one column per category (a cell never
+    run is missing). Where a method was run under several configurations in a category, the
+    configuration columns that tell them apart (dataset, shots, preset, ...) join the rows, so
+    different configurations are never averaged together."""
+    table = seed_summary(frame)
+    if table.empty:
+        return pd.DataFrame(columns=["method"])
+    rows = ["method"]
+    for column in [c for c in SEED_GROUP if c not in ("method", "category")]:
+        if not table.duplicated([*rows, "category"]).any():
+            break
+        if (table.groupby([*rows, "category"], dropna=False)[column].nunique(dropna=False) > 1).any():
+            rows.append(column)
+    for column in rows:  # a missing key (no variant, no backbone) must stay a row of its own
+        table[column] = table[column].astype(object).where(table[column].notna(), "-")
+    table["auroc"] = (100 * table["auroc"]).round(1)
+    pivot = table.pivot(index=rows, columns="category", values="auroc")
+    order = list(PAPER_COLUMNS)  # the paper's column order, then other methods by name
+
+    def rank(key) -> tuple[int, str]:
+        method = key[0] if isinstance(key, tuple) else key
+        return (order.index(method) if method in order else len(order), str(key))
+
+    pivot = pivot.loc[sorted(pivot.index, key=rank), sorted(pivot.columns)]
+    pivot.columns.name = None
+    return pivot.reset_index()

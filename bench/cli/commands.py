@@ -1,0 +1,115 @@
+"""download, list and report: the commands around a run."""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import re
+from pathlib import Path
+
+import click
+
+from bench.cli.options import folder, results_dir_option, verbose_flag
+
+# "name: type = default  # comment", or a comment line of its own.
+_FIELD_LINE = re.compile(r"^\s*(\w+)\s*:[^#]*?(?:#\s*(.*))?$")
+_COMMENT_LINE = re.compile(r"^\s*#\s?(.*)$")
+
+
+@click.command()
+@click.argument("dataset", type=click.Choice(["mtd", "mvtec"]))
+@click.option("--root", type=click.Path(path_type=Path), default=Path("data"), show_default=True,
+              callback=folder)
+@click.option("--from", "source", help="A local archive or a URL to fetch instead of the official one.")
+@click.option("--force", is_flag=True, help="Fetch and lay out again even if already verified.")
+@verbose_flag
+def download(dataset: str, root: Path, source: str | None, force: bool) -> None:
+    """Download (or import with --from), verify and lay out MTD or MVTec AD."""
+    from bench.data import download_dataset
+
+    path = download_dataset(dataset, root, source, force=force)
+    click.echo(f"{dataset} is ready under {path}")
+
+
+def field_descriptions(config_cls: type) -> dict[str, str]:
+    """Each field's comment in its class's source: the comment on its line, else the comment
+    lines just above it (bench/config.py documents every paper hyperparameter that way)."""
+    out: dict[str, str] = {}
+    for cls in reversed(config_cls.__mro__):
+        if not dataclasses.is_dataclass(cls):
+            continue
+        try:
+            lines = inspect.getsource(cls).splitlines()
+        except (OSError, TypeError):
+            continue
+        above: list[str] = []
+        for line in lines[1:]:
+            if comment := _COMMENT_LINE.match(line):
+                above.append(comment.group(1).strip())
+            elif field := _FIELD_LINE.match(line):
+                out[field.group(1)] = (field.group(2) or " ".join(above)).strip()
+                above = []
+            else:
+                above = []
+    return out
+
+
+def print_fields(method: str) -> None:
+    """A method's config fields: name, type, paper default and what it is."""
+    from bench.config import field_types, resolve_config, toml_literal, type_name
+    from bench.methods import get_method
+
+    spec = get_method(method)
+    paper = (resolve_config(spec.config_cls, spec.presets, "paper", {})
+             if "paper" in spec.presets else spec.config_cls())
+    descriptions = field_descriptions(spec.config_cls)
+    rows = [(name, type_name(annotation),
+             "-" if getattr(paper, name) is None else toml_literal(getattr(paper, name)),
+             descriptions.get(name, ""))
+            for name, annotation in field_types(spec.config_cls).items()]
+    widths = [max(len(r[i]) for r in [("field", "type", "paper default", ""), *rows]) for i in range(3)]
+    click.echo(f"{method} config fields (override one with --set NAME=VALUE):")
+    for row in [("field", "type", "paper default", "description"), *rows]:
+        click.echo("  " + "  ".join(v.ljust(w) for v, w in zip(row, widths)) + "  " + row[3])
+
+
+@click.command(name="list")
+@click.option("--fields", "fields_of", metavar="METHOD",
+              help="List METHOD's config fields (what --set accepts) instead.")
+@verbose_flag
+def list_(fields_of: str | None) -> None:
+    """List suites, methods, presets, backbones and datasets."""
+    if fields_of:
+        print_fields(fields_of)
+        return
+    from bench.data import DATASETS
+    from bench.features import BACKBONES
+    from bench.methods import available_methods, get_method
+    from bench.runner import available_suites, load_suite
+
+    click.echo("suites:")
+    for name in available_suites():
+        click.echo(f"  {name:10s} {load_suite(name).description}")
+    click.echo("methods:")
+    for name in available_methods():
+        spec = get_method(name)
+        click.echo(f"  {name:10s} presets: {', '.join(spec.presets)}" + (f"  ({spec.note})" if spec.note else ""))
+    click.echo(f"backbones: {', '.join(BACKBONES)}")
+    click.echo(f"datasets: {', '.join(DATASETS)}")
+    click.echo("config fields of a method: python bench.py list --fields METHOD")
+
+
+@click.command()
+@results_dir_option
+@click.option("--out", type=click.Path(path_type=Path), default=Path("reports"), show_default=True,
+              callback=folder, help="Folder for report.md, report.html, figures/ and tables/.")
+@verbose_flag
+def report(results_dir: Path, out: Path) -> None:
+    """Render Tables 1-3 and Figures 5-8 beside the paper's, from the results store alone."""
+    from bench.report import build_report
+
+    if not (results_dir / "records").is_dir():
+        click.echo(f"note: no records under {results_dir}; every cell will read 'not run'", err=True)
+    result = build_report(results_dir, out)
+    click.echo(f"wrote {result.markdown} and {result.html} ({len(result.tables)} tables, "
+               f"{len(result.figures)} figures) in {result.seconds:.1f} s")

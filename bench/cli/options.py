@@ -1,0 +1,158 @@
+"""Options shared by several commands, and the checks that run while they are parsed: a bad
+``--device`` or a file where a folder belongs fails before any cell or data work."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+import click
+
+from bench.errors import BenchError
+
+log = logging.getLogger(__name__)
+
+
+def setup_logging(verbose: bool) -> None:
+    """Log lines on stderr. Off a terminal, ``bench.progress`` bars log plain lines through this
+    handler at INFO (never carriage returns); on a terminal they are tqdm bars."""
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    if verbose:
+        _debug_on()
+
+
+def _debug_on() -> None:
+    from bench import __version__
+
+    logging.getLogger().setLevel(logging.DEBUG)
+    log.debug("differnet-bench %s, debug logging on: %s", __version__, " ".join(sys.argv[1:]))
+
+
+def _verbose_after_command(_ctx, _param, value: bool) -> None:
+    if value:  # the group has set logging up already
+        _debug_on()
+
+
+verbose_option = click.option("-v", "--verbose", is_flag=True, help="Log debug messages.")
+# The same flag after the subcommand (`bench.py run -v ...`).
+verbose_flag = click.option("-v", "--verbose", is_flag=True, expose_value=False,
+                            callback=_verbose_after_command, help="Log debug messages.")
+
+
+def csv_list(kind=str):
+    """A callback parsing a comma-separated list of ``kind``."""
+
+    def parse(_ctx, _param, value):
+        if value is None:
+            return None
+        try:
+            return [kind(v.strip()) for v in value.split(",") if v.strip()]
+        except ValueError:
+            raise click.BadParameter(f"expected a comma-separated list, got {value!r}") from None
+
+    return parse
+
+
+def shots_value(value: str):
+    return None if value == "all" else int(value)
+
+
+def _option_name(param: click.Parameter) -> str:
+    return max(param.opts, key=len)
+
+
+def folder(_ctx, param, value: Path | None) -> Path | None:
+    """A folder that may not exist yet (it is created), but is not a file."""
+    if value is not None and value.exists() and not value.is_dir():
+        raise BenchError(f"{_option_name(param)} {value} is a file, not a folder; pass a folder "
+                         "(it is created if missing) or move the file.")
+    return value
+
+
+def output_file(_ctx, param, value: Path | None) -> Path | None:
+    """A file to write (replaced if it exists), not a folder."""
+    if value is not None and value.is_dir():
+        raise BenchError(f"{_option_name(param)} {value} is a folder; pass the name of a "
+                         "file to write (in that folder or elsewhere).")
+    return value
+
+
+def device(_ctx, _param, value: str) -> str:
+    """Check ``--device`` before anything is loaded: a device torch does not know, or one this
+    machine lacks, is a one-line error rather than a failure in every cell."""
+    if value == "cpu":
+        return value
+    import torch
+
+    try:
+        parsed = torch.device(value)
+    except (RuntimeError, ValueError):
+        raise BenchError(f"unknown device {value!r}; use cpu, cuda or cuda:N (N a GPU index).") from None
+    if parsed.type == "cpu":
+        return value
+    if parsed.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise BenchError(f"--device {value}: torch sees no CUDA GPU on this machine; use "
+                             "--device cpu, or install a CUDA build of torch.")
+        if parsed.index is not None and parsed.index >= count:
+            raise BenchError(f"--device {value}: this machine has {count} CUDA GPU(s), "
+                             f"cuda:0 to cuda:{count - 1}; pick one of them.")
+        return value
+    if parsed.type == "mps" and torch.backends.mps.is_available():
+        return value
+    raise BenchError(f"--device {value}: not available here; use cpu or cuda[:N].")
+
+
+def results_dir_option(func):
+    return click.option("--results-dir", type=click.Path(path_type=Path), default=Path("results"),
+                        show_default=True, callback=folder,
+                        help="Where result records are kept.")(func)
+
+
+def run_options(func):
+    """The options of every command that runs cells (run, fewshot, ablation)."""
+    options = [
+        click.option("--methods", callback=csv_list(), help="Comma-separated method names."),
+        click.option("--categories", callback=csv_list(), help="Comma-separated categories."),
+        click.option("--seeds", callback=csv_list(int), help="Comma-separated seeds, e.g. 0,1,2."),
+        click.option("--preset", help="paper (default), fast (2-core CPU), tiny (tests), code."),
+        click.option("--backbone", help="alexnet (default), efficientnet_lite0 (offline), random."),
+        click.option("--data-root", type=click.Path(path_type=Path), help="Folder of dataset categories."),
+        results_dir_option,
+        click.option("--cache-dir", type=click.Path(path_type=Path), callback=folder,
+                     help="Decoded images and features shared between runs "
+                          "[default: <results-dir>/.cache]."),
+        click.option("--device", default="cpu", show_default=True, callback=device,
+                     help="cpu, cuda or cuda:N."),
+        click.option("--mtd-split", type=click.Choice(["authors", "random"]),
+                     help="MTD: the authors' 761 training files, or a seeded random 80/20 split."),
+        click.option("--set", "set_", multiple=True,
+                     help="Override a config field: --set epochs=10 "
+                          "(`list --fields METHOD` shows the fields)."),
+        click.option("--progress/--no-progress", default=True, show_default=True),
+        click.option("--localize", is_flag=True,
+                     help="Also store localization maps of the test images (methods that have them)."),
+        verbose_flag,
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def parse_set(values: tuple[str, ...]) -> dict:
+    """--set key=value pairs, values parsed as TOML scalars/arrays (e.g. epochs=10); a value
+    TOML does not parse stays text (score=nll)."""
+    import tomllib
+
+    out = {}
+    for item in values:
+        if "=" not in item:
+            raise BenchError(f"--set expects key=value, got {item!r}; for example --set epochs=10.")
+        key, raw = item.split("=", 1)
+        try:
+            out[key.strip()] = tomllib.loads(f"v = {raw}")["v"]
+        except tomllib.TOMLDecodeError:
+            out[key.strip()] = raw
+    return out

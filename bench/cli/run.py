@@ -1,0 +1,102 @@
+"""The commands that run cells: run, fewshot, ablation. Each checks what it can before any
+cell or data work (device and folders while parsing; --set names and types here), then plans,
+preflights and runs."""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+
+import click
+
+from bench.cli.options import csv_list, parse_set, run_options, shots_value
+from bench.cli.tables import text_table
+
+
+def check_overrides(suite, set_values: dict) -> None:
+    """Every --set and suite override names a field of a selected method, with a value of the
+    field's type; checked before ``plan``, which may download a dataset."""
+    from bench.config import check_override_types
+    from bench.methods import get_method
+
+    classes = {m: get_method(m).config_cls for m in suite.methods}
+    check_override_types(classes, set_values, source="--set")
+    from_file = {k: v for k, v in suite.overrides.items() if k not in set_values}
+    check_override_types(classes, from_file, source=f"suite {suite.name} [overrides]")
+    for name, values in suite.variants.items():
+        check_override_types(classes, values, source=f"suite {suite.name} [variants.{name}]")
+
+
+def execute(suite, *, methods, categories, seeds, preset, backbone, data_root, results_dir,
+            cache_dir, device, mtd_split, set_, progress, localize=False, shots=None) -> None:
+    from bench.results import ResultsStore
+    from bench.runner import plan, preflight, run_cells
+    from bench.summary import with_paper
+
+    changes = {k: v for k, v in dict(methods=methods, categories=categories, seeds=seeds,
+                                     preset=preset, backbone=backbone, mtd_split=mtd_split,
+                                     shots=shots).items() if v is not None}
+    set_values = parse_set(set_)
+    if set_values:
+        changes["overrides"] = {**suite.overrides, **set_values}
+    suite = dataclasses.replace(suite, **changes)
+    check_overrides(suite, set_values)
+    cells = plan(suite, data_root=data_root)
+    preflight(cells)
+    store = ResultsStore(results_dir)
+    click.echo(f"suite {suite.name}: {len(cells)} cells, preset {suite.preset}, results in {results_dir}")
+    summary = run_cells(cells, store, device=device, progress=progress, localize=localize,
+                        cache_dir=cache_dir)
+    click.echo(f"ran {len(summary.done)}, skipped {len(summary.skipped)} already recorded, "
+               f"failed {len(summary.failed)}")
+    frame = store.load()
+    mine = frame[frame["cell_id"].isin({c.cell_id for c in cells})]
+    click.echo(text_table(with_paper(mine)))
+    for record in summary.failed:
+        click.echo(f"FAILED {record.cell_id}: {record.error}", err=True)
+    if summary.failed:
+        sys.exit(1)
+
+
+@click.command()
+@click.option("--suite", "suite_name", required=True, help="smoke, mtd, mvtec, folder, or a .toml path.")
+@click.option("--shots", callback=csv_list(shots_value), help="Training-set sizes, e.g. 16 or all.")
+@run_options
+def run(suite_name: str, **options) -> None:
+    """Train and evaluate every cell of a suite, skipping cells already recorded."""
+    from bench.runner import load_suite
+
+    execute(load_suite(suite_name), **options)
+
+
+@click.command()
+@click.option("--shots", required=True, callback=csv_list(shots_value),
+              help="e.g. 16 or 2,4,8,16,32,64,all.")
+@click.option("--runs", type=int, default=3, show_default=True,
+              help="Random training subsets per shot count (seeds 0..runs-1).")
+@click.option("--suite", "suite_name", default="mvtec", show_default=True)
+@run_options
+def fewshot(shots, runs: int, suite_name: str, seeds, **options) -> None:
+    """Train on seeded random subsets of k training images (Fig. 7, Table 1 '16 shots').
+
+    DifferNet only unless --methods says otherwise: the paper's few-shot results are DifferNet's.
+    """
+    from bench.runner import load_suite
+
+    seeds = seeds or list(range(runs))
+    options["methods"] = options.get("methods") or ["differnet"]
+    execute(load_suite(suite_name), shots=shots, seeds=seeds, **options)
+
+
+@click.command()
+@click.option("--suite", "suite_name", default="ablation", show_default=True,
+              help="The ablation suite (Table 3's configurations A-G), or a .toml path.")
+@run_options
+def ablation(suite_name: str, **options) -> None:
+    """Table 3: DifferNet on MVTec AD under the ablation configurations A-G."""
+    from bench.runner import load_suite
+
+    execute(load_suite(suite_name), **options)
+
+
+__all__ = ["ablation", "execute", "fewshot", "run"]
