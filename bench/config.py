@@ -25,6 +25,9 @@ class FeatureConfig:
     """The shared feature pipeline of DifferNet, OCSVM and 1-NN (Sec. 3, Fig. 2, Sec. 4.2-4.3)."""
 
     backbone: str = "alexnet"  # Sec. 4.2: convolutional part of AlexNet, ImageNet weights, frozen
+    # Which depth of the backbone gives the features (None: its default; AlexNet: all of
+    # ``features``, as Sec. 4.2). Only the offline EfficientNet-Lite0 has a choice (1-7).
+    backbone_stage: int | None = None
     image_size: int = 448  # Sec. 4.2: largest input size 448 x 448
     scales: tuple[int, ...] = (448, 224, 112)  # Sec. 4.2: 3 scales -> 3 x 256 = 768 features
     downscale_mode: str = "bilinear"  # paper silent; the original code used nearest (F.interpolate)
@@ -207,9 +210,14 @@ def config_to_dict(config: Any) -> dict[str, Any]:
 
 
 def config_hash(config: Any) -> str:
-    """A short stable hash of a resolved config (part of a result's identity)."""
-    values = {k: v for k, v in config_to_dict(config).items() if k not in RUNTIME_FIELDS}
-    blob = json.dumps(values, sort_keys=True, default=str)
+    """A short stable hash of a resolved config (part of a result's identity): its class and
+    the fields that differ from the class's defaults, runtime fields left out, so adding a field
+    with a default keeps every existing hash."""
+    default = config_to_dict(type(config)())
+    values = {k: v for k, v in config_to_dict(config).items()
+              if k not in RUNTIME_FIELDS and v != default[k]}
+    blob = json.dumps({"config": type(config).__name__, "fields": values}, sort_keys=True,
+                      default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:10]
 
 

@@ -20,13 +20,13 @@ import pandas as pd
 # shows) is run under one or more configurations, each with one or more seeds. ``Cell.cell_id``
 # spells these fields, a ``Record`` stores them, and the tidy table has them as columns.
 TABLE_CELL = ("dataset", "category", "method", "shots", "variant")
-CONFIGURATION = ("preset", "backbone", "mtd_split", "config_hash")
+CONFIGURATION = ("preset", "backbone", "mtd_split", "validation", "config_hash")
 CELL_FIELDS = (*TABLE_CELL, *CONFIGURATION, "seed")
 # What the seed summaries average over seeds within.
 SEED_GROUP = [*TABLE_CELL, *CONFIGURATION]
 TABLE_COLUMNS = [
-    *CELL_FIELDS, "auroc", "status", "reduced", "fit_s", "score_s", "n_train", "n_test",
-    "max_eval_auroc", "cell_id",
+    *CELL_FIELDS, "auroc", "val_auroc", "status", "reduced", "fit_s", "score_s", "n_train",
+    "n_test", "max_eval_auroc", "cell_id",
 ]
 
 
@@ -47,6 +47,12 @@ class Record:
     reduced: bool  # True when the config departs from the paper's (a reduced or substitute run)
     departures: dict[str, Any] = field(default_factory=dict)  # config fields unlike the paper's
     mtd_split: str | None = None  # MTD's train/test split ("authors" or "random"); None elsewhere
+    # A validation split made from training normals ("synthetic"), and the AUROC on it: a
+    # number to choose settings by without looking at the test set.
+    validation: str | None = None
+    val_auroc: float | None = None
+    val_scores: list[float] = field(default_factory=list)
+    val_labels: list[int] = field(default_factory=list)
     auroc: float | None = None  # image AUROC of the model after the last epoch
     # (epoch, AUROC) pairs when evaluation during training was switched on; their maximum is
     # test-set selection, as the original code printed, and is reported only as such.

@@ -13,6 +13,7 @@ import logging
 import platform
 import resource
 import subprocess
+import tempfile
 import time
 import traceback
 from collections.abc import Iterable
@@ -27,6 +28,7 @@ from PIL import Image
 
 from bench.config import REDUCED_PRESETS, config_hash, config_to_dict
 from bench.data import Split, load_split
+from bench.data.validation import synthetic_validation
 from bench.errors import BenchError
 from bench.features import shared_backbone
 from bench.methods import get_method
@@ -60,12 +62,13 @@ def cell_split(cell: Cell) -> Split:
                   cell.mtd_split)
 
 
-def preflight(cells: list[Cell]) -> None:
-    """Fail fast, before any training, on a bad layout, a corrupt image or missing weights."""
+def preflight(cells: list[Cell], check_test: bool = True) -> None:
+    """Fail fast, before any training, on a bad layout, a corrupt image or missing weights
+    (``check_test=False``: the test images are not opened, as model selection never uses them)."""
     checked: set[Path] = set()
     for cell in cells:
         split = cell_split(cell)
-        for sample in split.train + split.test:
+        for sample in split.train + (split.test if check_test else []):
             if sample.path in checked:
                 continue
             checked.add(sample.path)
@@ -77,8 +80,9 @@ def preflight(cells: list[Cell]) -> None:
                     f"image {sample.path} cannot be read ({type(err).__name__}); replace or delete "
                     "the corrupt file."
                 ) from None
-    for backbone in sorted({c.backbone for c in cells if c.backbone}):
-        shared_backbone(backbone)
+    for backbone, stage in sorted({(c.backbone, getattr(c.config, "backbone_stage", None))
+                                   for c in cells if c.backbone}, key=str):
+        shared_backbone(backbone, stage)
 
 
 @functools.cache
@@ -129,6 +133,7 @@ def new_record(cell: Cell, status: str) -> Record:
         cell_id=cell.cell_id, status=status, method=cell.method, dataset=cell.dataset,
         category=cell.category, seed=cell.seed, shots=cell.shots, preset=cell.preset,
         variant=cell.variant, mtd_split=cell.mtd_split if cell.dataset == "mtd" else None,
+        validation=cell.validation,
         backbone=cell.backbone, config=config_to_dict(cell.config),
         config_hash=config_hash(cell.config),
         reduced=cell.preset in REDUCED_PRESETS or bool(departures), departures=departures,
@@ -138,15 +143,23 @@ def new_record(cell: Cell, status: str) -> Record:
 
 def run_cell(cell: Cell, *, device: str = "cpu", cache_dir: Path | None = None,
              progress: bool = False, store: ResultsStore | None = None,
-             localize: bool = False) -> Record:
+             localize: bool = False, evaluate_test: bool = True) -> Record:
     """Train and evaluate one cell; raises on failure (``run_cells`` records failures).
 
-    With ``localize``, a detector that has ``localize`` also stores its test maps in ``store``.
+    With a validation split (``cell.validation``), the detector trains on the training images
+    not held out and is also scored on the validation images. ``evaluate_test=False`` (model
+    selection) never scores the test set. With ``localize``, a detector that can also stores
+    its test maps in ``store``.
     """
     record = new_record(cell, "ok")
     record.device = _device_name(device)
     split = cell_split(cell)
     labels = np.array([s.label for s in split.test])
+    train, validation = split.train, None
+    if cell.validation == "synthetic":
+        held = synthetic_validation(split.train, cell.seed, cache_dir or Path(tempfile.mkdtemp()))
+        train, validation = held.train, held.validation
+        record.info["validation"] = held.meta
 
     def monitor(detector: Any, epoch: int) -> float:
         auroc = image_auroc(labels, detector.score(split.test))
@@ -155,7 +168,7 @@ def run_cell(cell: Cell, *, device: str = "cpu", cache_dir: Path | None = None,
 
     checkpoint = None if store is None else store.root / ".cache" / "checkpoints" / f"{cell.cell_id}.pt"
     context = RunContext(seed=cell.seed, device=device, cache_dir=cache_dir, progress=progress,
-                         monitor=monitor, checkpoint=checkpoint)
+                         monitor=monitor if evaluate_test else None, checkpoint=checkpoint)
     method = get_method(cell.method)
     detector = method.cls(cell.config, context)
     if not isinstance(detector, Detector):
@@ -163,26 +176,37 @@ def run_cell(cell: Cell, *, device: str = "cpu", cache_dir: Path | None = None,
     if device.startswith("cuda") and torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats(device)
     start = time.perf_counter()
-    detector.fit(split.train)
-    fitted = time.perf_counter()
-    scores = np.asarray(detector.score(split.test), dtype=np.float64)
-    record.score_s = time.perf_counter() - fitted
-    record.fit_s = fitted - start
-    record.auroc = image_auroc(labels, scores)
-    record.scores = scores.tolist()
-    record.labels = labels.tolist()
-    record.test_files = [s.name for s in split.test]
-    record.train_files = [s.path.name for s in split.train]
-    record.n_train, record.n_test = len(split.train), len(split.test)
+    detector.fit(train)
+    record.fit_s = time.perf_counter() - start
+    if validation is not None:
+        start = time.perf_counter()
+        val_scores = np.asarray(detector.score(validation), dtype=np.float64)
+        record.val_labels = [s.label for s in validation]
+        record.val_scores = val_scores.tolist()
+        record.val_auroc = image_auroc(np.array(record.val_labels), val_scores)
+        record.info["validation_s"] = time.perf_counter() - start
+    record.train_files = [s.path.name for s in train]
+    record.n_train = len(train)
+    if evaluate_test:
+        start = time.perf_counter()
+        scores = np.asarray(detector.score(split.test), dtype=np.float64)
+        record.score_s = time.perf_counter() - start
+        record.auroc = image_auroc(labels, scores)
+        record.scores = scores.tolist()
+        record.labels = labels.tolist()
+        record.test_files = [s.name for s in split.test]
+        record.n_test = len(split.test)
     record.peak_memory_mb = _peak_memory_mb(device)
-    record.info = {**context.info, **{k: v for k, v in split.meta.items() if k != "train_files"}}
+    record.info = {**record.info, **context.info,
+                   **{k: v for k, v in split.meta.items() if k != "train_files"},
+                   "test_evaluated": evaluate_test}
     if method.note:  # e.g. a substitute that follows another paper
         record.info["method_note"] = method.note
     if isinstance(detector, Trained):
         record.info["loss_history"] = detector.loss_history_
     if isinstance(detector, Monitored):
         record.eval_history = list(detector.eval_history_)
-    if localize and store is not None and isinstance(detector, Localizer):
+    if localize and evaluate_test and store is not None and isinstance(detector, Localizer):
         start = time.perf_counter()
         maps = detector.localize(split.test)
         record.info["maps_file"] = str(store.write_maps(cell.cell_id, maps, record.test_files))
@@ -202,7 +226,7 @@ class RunSummary:
 
 def run_cells(cells: Iterable[Cell], store: ResultsStore, *, device: str = "cpu",
               progress: bool = False, localize: bool = False,
-              cache_dir: Path | None = None) -> RunSummary:
+              cache_dir: Path | None = None, evaluate_test: bool = True) -> RunSummary:
     """Run every cell not yet recorded; a failed cell is recorded as failed and the run goes on.
 
     Decoded images and features are cached under ``cache_dir`` (default: the store's
@@ -222,7 +246,7 @@ def run_cells(cells: Iterable[Cell], store: ResultsStore, *, device: str = "cpu"
         clock.start()
         try:
             record = run_cell(cell, device=device, cache_dir=cache_dir, progress=progress,
-                              store=store, localize=localize)
+                              store=store, localize=localize, evaluate_test=evaluate_test)
             summary.done.append(record)
         except KeyboardInterrupt:
             raise

@@ -38,6 +38,9 @@ class Suite:
     backbone: str | None = None
     data_root: str = "data"
     mtd_split: str = "authors"
+    # "synthetic": hold out training normals and pair them with synthetic defects, so each cell
+    # also reports a validation AUROC (bench/data/validation.py); None: no validation split.
+    validation: str | None = None
     overrides: dict[str, Any] = field(default_factory=dict)
     # Named config variants run side by side (e.g. Table 3's A-G): name -> overrides.
     variants: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -81,6 +84,7 @@ class Cell:
     data_root: Path
     mtd_split: str = "authors"
     variant: str | None = None
+    validation: str | None = None
     # Config fields that differ from the paper's configuration on this dataset (set by plan).
     departures: dict[str, Any] = field(default_factory=dict, compare=False)
 
@@ -94,6 +98,8 @@ class Cell:
             parts.append(self.backbone)
         if self.dataset == "mtd" and self.mtd_split != "authors":
             parts.append(f"split-{self.mtd_split}")
+        if self.validation:
+            parts.append(f"val-{self.validation}")
         parts.append(config_hash(self.config))
         return "__".join(parts)
 
@@ -120,8 +126,14 @@ def _categories_on_disk(dataset: str, root: Path) -> list[str] | None:
     return present or None
 
 
+VALIDATIONS = ("synthetic",)
+
+
 def plan(suite: Suite, *, data_root: Path | None = None) -> list[Cell]:
     """Expand a suite into cells (datasets are fetched first if they are missing)."""
+    if suite.validation not in (None, *VALIDATIONS):
+        raise BenchError(f"unknown validation {suite.validation!r}; choose "
+                         f"{', '.join(VALIDATIONS)} or leave it out.")
     root = Path(data_root or suite.data_root)
     categories = suite.categories or _categories_on_disk(suite.dataset, root)
     ensure_dataset(suite.dataset, root, categories)
@@ -152,7 +164,7 @@ def plan(suite: Suite, *, data_root: Path | None = None) -> list[Cell]:
                     for seed in suite.seeds:
                         cells.append(Cell(suite.dataset, category, method, seed, shots,
                                           suite.preset, backbone, config, root, suite.mtd_split,
-                                          variant, departures))
+                                          variant, suite.validation, departures))
     return cells
 
 

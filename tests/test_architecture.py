@@ -18,7 +18,8 @@ MAX_LINES = 400
 # Top to bottom; a module may import its own layer and the layers below it.
 LAYERS = [
     ("cli", ("bench.cli",)),
-    ("runner", ("bench.runner", "bench.suites", "bench.methods", "bench.executors")),
+    ("runner", ("bench.runner", "bench.suites", "bench.methods", "bench.selection",
+                "bench.executors")),
     ("report", ("bench.report",)),
     ("methods", ("bench.differnet", "baselines")),
     ("pipeline", ("bench.features", "bench.training", "bench.registry")),

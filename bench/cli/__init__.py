@@ -16,6 +16,7 @@ from bench.cli.commands import download, list_, report
 from bench.cli.options import setup_logging, verbose_option
 from bench.cli.results import results
 from bench.cli.run import ablation, fewshot, run
+from bench.cli.select import select_command
 from bench.errors import BenchError
 
 INTERRUPTED = "interrupted; rerun the same command to resume"
@@ -56,7 +57,7 @@ def cli(verbose: bool) -> None:
     setup_logging(verbose)
 
 
-for command in (download, run, fewshot, ablation, results, list_, report):
+for command in (download, run, fewshot, ablation, select_command, results, list_, report):
     cli.add_command(command)
 
 

@@ -128,6 +128,10 @@ def run_options(func):
                      help="cpu, cuda or cuda:N."),
         click.option("--mtd-split", type=click.Choice(["authors", "random"]),
                      help="MTD: the authors' 761 training files, or a seeded random 80/20 split."),
+        click.option("--validation", type=click.Choice(["synthetic"]),
+                     help="Hold out 20 %% of the training images and pair them with synthetic "
+                          "defects: each cell also reports a validation AUROC, no test image "
+                          "involved."),
         click.option("--set", "set_", multiple=True,
                      help="Override a config field: --set epochs=10 "
                           "(`list --fields METHOD` shows the fields)."),

@@ -28,14 +28,16 @@ def check_overrides(suite, set_values: dict) -> None:
 
 
 def execute(suite, *, methods, categories, seeds, preset, backbone, data_root, results_dir,
-            cache_dir, device, mtd_split, set_, progress, localize=False, shots=None) -> None:
+            cache_dir, device, mtd_split, set_, progress, localize=False, shots=None,
+            validation=None) -> None:
     from bench.results import ResultsStore
     from bench.runner import plan, preflight, run_cells
     from bench.summary import with_paper
 
     changes = {k: v for k, v in dict(methods=methods, categories=categories, seeds=seeds,
                                      preset=preset, backbone=backbone, mtd_split=mtd_split,
-                                     shots=shots).items() if v is not None}
+                                     shots=shots, validation=validation).items()
+               if v is not None}
     set_values = parse_set(set_)
     if set_values:
         changes["overrides"] = {**suite.overrides, **set_values}

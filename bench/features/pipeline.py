@@ -50,14 +50,15 @@ class FeaturePipelineDetector:
     def _extractor(self) -> MultiScaleExtractor:
         """The differentiable PyTorch extractor (gradient maps need it)."""
         if getattr(self, "extractor_", None) is None:
-            self.extractor_ = MultiScaleExtractor(shared_backbone(self.config.backbone), self.config)
+            backbone = shared_backbone(self.config.backbone, self.config.backbone_stage)
+            self.extractor_ = MultiScaleExtractor(backbone, self.config)
         return self.extractor_
 
     def _engine(self) -> Engine:
         """The inference engine for the frozen extractor (``extractor_engine``)."""
         cfg = self.config
-        engine = shared_engine(cfg.backbone, cfg.extractor_engine, self.context.device,
-                               cfg.extractor_precision)
+        engine = shared_engine(cfg.backbone, cfg.backbone_stage, cfg.extractor_engine,
+                               self.context.device, cfg.extractor_precision)
         self.context.info["extractor_engine"] = engine.describe()
         self.context.info["backbone_weights"] = engine.backbone.weights
         return engine

@@ -1,0 +1,63 @@
+"""``select``: choose reduced-preset values by validation AUROC only (bench/selection.py)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import click
+
+from bench.cli.options import parse_set, run_options
+from bench.cli.run import check_overrides
+from bench.cli.tables import text_table
+from bench.errors import BenchError
+
+
+def parse_grid(values: tuple[str, ...]) -> dict[str, list]:
+    """--grid field=v1,v2 (values parsed as --set values are)."""
+    grid: dict[str, list] = {}
+    for item in values:
+        if "=" not in item:
+            raise BenchError(f"--grid expects field=v1,v2, got {item!r}; for example "
+                             "--grid rotation_mode=uniform,right_angles.")
+        name, raw = item.split("=", 1)
+        grid[name.strip()] = [parse_set((f"{name}={v}",))[name.strip()] for v in raw.split(",")]
+    return grid
+
+
+@click.command(name="select")
+@click.option("--suite", "suite_name", required=True, help="A suite name or a .toml path.")
+@click.option("--grid", multiple=True, required=True,
+              help="Values to compare: --grid field=v1,v2 (repeat for a product of fields).")
+@run_options
+def select_command(suite_name: str, grid: tuple[str, ...], *, methods, categories, seeds,
+                   preset, backbone, data_root, results_dir, cache_dir, device, mtd_split, set_,
+                   progress, localize, validation) -> None:
+    """Pick config values by validation AUROC on synthetic defects of held-out training
+    images; the test set is never scored. Writes what it saw under <results-dir>/selection/."""
+    from bench.runner import load_suite
+    from bench.selection import select
+
+    if localize or validation:
+        raise BenchError("select always uses --validation synthetic and never localizes; drop "
+                         "--localize/--validation.")
+    suite = load_suite(suite_name)
+    changes = {k: v for k, v in dict(methods=methods, categories=categories, seeds=seeds,
+                                     preset=preset, backbone=backbone,
+                                     mtd_split=mtd_split).items() if v is not None}
+    set_values = parse_set(set_)
+    if set_values:
+        changes["overrides"] = {**suite.overrides, **set_values}
+    suite = dataclasses.replace(suite, **changes)
+    points = parse_grid(grid)
+    check_overrides(suite, set_values)
+    for name, values in points.items():
+        for value in values:
+            check_overrides(dataclasses.replace(suite, overrides={name: value}), {name: value})
+    result = select(suite, points, results_dir, data_root=data_root, cache_dir=cache_dir,
+                    device=device, progress=progress)
+    shown = result.table.drop(columns=["point"]).rename(
+        columns={"mean": "val_auroc", "std": "val_std"})
+    click.echo(text_table(shown))
+    chosen = ", ".join(f"{k}={v}" for k, v in result.chosen.items())
+    click.echo(f"chosen by validation AUROC (test set never scored): {chosen}")
+    click.echo(f"wrote {result.csv} and {result.json}")

@@ -1,0 +1,84 @@
+"""The synthetic validation split: made from training images only, seeded, and what select
+chooses by; no test file is ever opened."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from bench.data import load_split
+from bench.data.validation import DEFECT_KINDS, synthetic_validation
+from bench.runner import plan, run_cell
+from bench.selection import select
+from bench.suites import Suite
+
+
+@pytest.fixture
+def opened(monkeypatch):
+    """Every image path PIL opens while the test runs."""
+    paths: list[str] = []
+    real_open = Image.open
+
+    def spy(fp, *args, **kwargs):
+        paths.append(str(fp))
+        return real_open(fp, *args, **kwargs)
+
+    monkeypatch.setattr(Image, "open", spy)
+    return paths
+
+
+def test_made_from_training_images_only(synthetic_root, tmp_path, opened):
+    split = load_split("synthetic", "stripes", synthetic_root)
+    held = synthetic_validation(split.train, seed=3, cache_dir=tmp_path)
+    train_paths = {str(s.path) for s in split.train}
+    test_paths = {str(s.path) for s in split.test}
+    assert opened and all(p in train_paths for p in opened)
+    assert not set(opened) & test_paths
+    normals = [s for s in held.validation if s.label == 0]
+    defects = [s for s in held.validation if s.label == 1]
+    assert len(normals) == len(defects) == round(0.2 * len(split.train))
+    assert {str(s.path) for s in normals}.isdisjoint({str(s.path) for s in held.train})
+    assert len(held.train) + len(normals) == len(split.train)
+    assert {s.defect for s in defects} == set(DEFECT_KINDS)
+    for sample in defects:  # each defect has a mask covering the pixels it changed
+        mask = np.asarray(Image.open(sample.mask_path)) > 0
+        assert 0 < mask.mean() < 0.2
+
+
+def test_seeded(synthetic_root, tmp_path):
+    split = load_split("synthetic", "blobs", synthetic_root)
+    a = synthetic_validation(split.train, seed=0, cache_dir=tmp_path / "a")
+    b = synthetic_validation(split.train, seed=0, cache_dir=tmp_path / "b")
+    c = synthetic_validation(split.train, seed=1, cache_dir=tmp_path / "c")
+    assert [s.path.name for s in a.validation] == [s.path.name for s in b.validation]
+    for x, y in zip(a.validation, b.validation):
+        assert x.path.read_bytes() == y.path.read_bytes()
+    assert a.meta["held_out"] != c.meta["held_out"]
+
+
+def test_select_never_scores_or_opens_the_test_set(synthetic_root, tmp_path, opened):
+    suite = Suite(name="t", dataset="synthetic", methods=["knn"], categories=["blobs"],
+                  preset="tiny", backbone="random")
+    result = select(suite, {"n_test_transforms": [1, 4]}, tmp_path)
+    test_paths = {str(s.path) for s in load_split("synthetic", "blobs", synthetic_root).test}
+    assert not set(opened) & test_paths
+    assert list(result.table["n_test_transforms"]) == [1, 4]
+    assert result.table["mean"].between(0, 1).all()
+    assert result.chosen["n_test_transforms"] in (1, 4)
+    assert result.json.is_file() and result.csv.is_file()
+
+
+def test_a_run_with_validation_records_both_aurocs(synthetic_root, tmp_path):
+    suite = Suite(name="t", dataset="synthetic", methods=["knn"], categories=["stripes"],
+                  preset="tiny", backbone="random", validation="synthetic")
+    (cell,) = plan(suite, data_root=synthetic_root)
+    record = run_cell(cell, cache_dir=tmp_path)
+    assert "val-synthetic" in cell.cell_id and record.validation == "synthetic"
+    assert 0 <= record.val_auroc <= 1 and 0 <= record.auroc <= 1
+    assert len(record.val_scores) == len(record.val_labels) == 2 * round(0.2 * 20)
+    assert record.n_train == 20 - round(0.2 * 20)
+    plain = run_cell(dataclasses.replace(cell, validation=None), cache_dir=tmp_path)
+    assert plain.val_auroc is None and plain.n_train == 20
