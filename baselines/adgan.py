@@ -36,7 +36,6 @@ torch.Size([3])
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -45,12 +44,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, grad, vmap
-from tqdm import tqdm
 
 from baselines.common import ImageBaseline, batches, seeded
 from baselines.ganomaly import DCGANDecoder, DCGANEncoder, dcgan_init
 from bench.data.base import Sample
+from bench.progress import progress
 from bench.registry import register_method
+from bench.training import Training, run_training
 
 NOTE = ("substitute: follows Deecke et al., 'Image Anomaly Detection with Generative "
         "Adversarial Networks' (ECML-PKDD 2018), also called ADGAN; not Cheng et al. (ITNEC "
@@ -149,38 +149,50 @@ class ADGAN(ImageBaseline):
             self.discriminator_ = DCGANEncoder(cfg.image_size, self.channels_, 1, cfg.width)
             self.generator_.apply(dcgan_init)
             self.discriminator_.apply(dcgan_init)
-            self.generator_.to(device).train()
-            self.discriminator_.to(device).train()
+            self.generator_.to(device)
+            self.discriminator_.to(device)
             betas = (cfg.beta1, 0.999)
             opt_g = torch.optim.Adam(self.generator_.parameters(), lr=cfg.lr, betas=betas)
             opt_d = torch.optim.Adam(self.discriminator_.parameters(), lr=cfg.lr, betas=betas)
-            self.loss_history_: list[float] = []
-            for _epoch in tqdm(range(cfg.epochs), desc="ADGAN epochs",
-                               disable=not self.context.progress):
+
+            def epoch(_i: int) -> float:
                 total, seen = 0.0, 0
                 for idx in batches(len(images), cfg.batch_size, rng, min_size=2):
-                    x = images[idx].to(device)
-                    z = torch.randn(len(idx), cfg.latent_dim, generator=latent).to(device)
-                    fake = self.generator_(z)
-                    logit_real = self.discriminator_(x).flatten()
-                    logit_fake = self.discriminator_(fake.detach()).flatten()
-                    loss_d = (F.binary_cross_entropy_with_logits(logit_real, torch.ones_like(logit_real))
-                              + F.binary_cross_entropy_with_logits(logit_fake, torch.zeros_like(logit_fake)))
-                    opt_d.zero_grad(set_to_none=True)
-                    loss_d.backward()
-                    opt_d.step()
-                    logit = self.discriminator_(fake).flatten()
-                    loss_g = F.binary_cross_entropy_with_logits(logit, torch.ones_like(logit))
-                    opt_g.zero_grad(set_to_none=True)
-                    loss_g.backward()
-                    opt_g.step()
-                    total, seen = total + loss_g.item() * len(idx), seen + len(idx)
-                self.loss_history_.append(total / max(seen, 1))
-                if not math.isfinite(self.loss_history_[-1]):
-                    raise FloatingPointError("ADGAN's generator loss diverged")
-        self.generator_.eval().requires_grad_(False)
-        self.discriminator_.eval()
+                    seen += len(idx)
+                    total += self._step(images[idx].to(device), latent, opt_g, opt_d) * len(idx)
+                return total / max(seen, 1)
+
+            self.loss_history_: list[float] = run_training(Training(
+                desc="ADGAN epochs", loss_name="ADGAN's generator loss",
+                epochs=cfg.epochs, epoch=epoch,
+                modules={"generator": self.generator_, "discriminator": self.discriminator_},
+                optimizers={"generator": opt_g, "discriminator": opt_d},
+                generators={"batches": rng, "latent": latent}, train_files=self.train_files_,
+                detector=self,
+            ), self.context).loss_history
+        self.generator_.requires_grad_(False)  # the search differentiates copies of it
         return self
+
+    def _step(self, x: torch.Tensor, latent: torch.Generator, opt_g: torch.optim.Optimizer,
+              opt_d: torch.optim.Optimizer) -> float:
+        """One batch: a discriminator step, then a (non-saturating) generator step; the
+        generator's loss."""
+        g, d = self.generator_, self.discriminator_
+        z = torch.randn(len(x), self.config.latent_dim, generator=latent).to(x.device)
+        fake = g(z)
+        logit_real = d(x).flatten()
+        logit_fake = d(fake.detach()).flatten()
+        loss_d = (F.binary_cross_entropy_with_logits(logit_real, torch.ones_like(logit_real))
+                  + F.binary_cross_entropy_with_logits(logit_fake, torch.zeros_like(logit_fake)))
+        opt_d.zero_grad(set_to_none=True)
+        loss_d.backward()
+        opt_d.step()
+        logit = d(fake).flatten()
+        loss_g = F.binary_cross_entropy_with_logits(logit, torch.ones_like(logit))
+        opt_g.zero_grad(set_to_none=True)
+        loss_g.backward()
+        opt_g.step()
+        return loss_g.item()
 
     def score(self, test: Sequence[Sample]) -> np.ndarray:
         """Mean reconstruction error over seeds after the latent (and generator) search."""
@@ -190,10 +202,12 @@ class ADGAN(ImageBaseline):
         # order of the test images: the same every run.
         rng = torch.Generator().manual_seed(self.context.seed + 1_000_003)
         out = []
-        for idx in tqdm(list(batches(len(images), cfg.score_batch_size)), desc="ADGAN search",
-                        disable=not self.context.progress):
-            out.append(search_scores(
-                self.generator_, images[idx].to(device), k=cfg.seeds, steps=cfg.search_steps,
-                lr_z=cfg.lr_z, lr_theta=cfg.lr_theta, rng=rng,
-                tune_generator=cfg.tune_generator).cpu())
+        chunks = list(batches(len(images), cfg.score_batch_size))
+        with progress(len(chunks), "ADGAN search", enabled=self.context.progress) as bar:
+            for idx in chunks:
+                out.append(search_scores(
+                    self.generator_, images[idx].to(device), k=cfg.seeds, steps=cfg.search_steps,
+                    lr_z=cfg.lr_z, lr_theta=cfg.lr_theta, rng=rng,
+                    tune_generator=cfg.tune_generator).cpu())
+                bar.update(1)
         return torch.cat(out).double().numpy()

@@ -87,9 +87,10 @@ class ImageBaseline:
         self.context = context or RunContext()
 
     def _load_train(self, train: Sequence[Sample], follows: str, **info: Any) -> torch.Tensor:
-        """The training images at the config's size; sets ``channels_`` and records in the
-        run's info what was trained on and which paper the method follows."""
+        """The training images at the config's size; sets ``channels_`` and ``train_files_``
+        and records in the run's info what was trained on and which paper the method follows."""
         cfg = self.config
+        self.train_files_ = [s.path.name for s in train]  # what a checkpoint must match
         images, self.channels_ = load_train_images(train, cfg.image_size, cfg.channels,
                                                    self._image_cache())
         self.context.info.update(image_size=cfg.image_size, channels=self.channels_,

@@ -33,7 +33,6 @@ torch.Size([2])
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -41,11 +40,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm import tqdm
 
 from baselines.common import ImageBaseline, batches, seeded
 from bench.data.base import Sample
 from bench.registry import RunContext, register_method
+from bench.training import Training, run_training
 
 
 class EnergyModel(nn.Module):
@@ -129,11 +128,10 @@ class DSEBM(ImageBaseline):
             # quadratic term rather than from zero.
             with torch.no_grad():
                 self.model_.b_prime.copy_(images.mean(dim=0))
-            self.model_.to(device).train()
+            self.model_.to(device)
             optimizer = torch.optim.Adam(self.model_.parameters(), lr=cfg.lr)
-            self.loss_history_: list[float] = []
-            for _epoch in tqdm(range(cfg.epochs), desc="DSEBM epochs",
-                               disable=not self.context.progress):
+
+            def epoch(_i: int) -> float:
                 total = 0.0
                 for idx in batches(len(images), cfg.batch_size, rng):
                     x = images[idx]
@@ -145,10 +143,14 @@ class DSEBM(ImageBaseline):
                     loss.backward()
                     optimizer.step()
                     total += loss.item() * len(idx)
-                self.loss_history_.append(total / len(images))
-                if not math.isfinite(self.loss_history_[-1]):
-                    raise FloatingPointError("DSEBM's score matching loss diverged")
-        self.model_.eval()
+                return total / len(images)
+
+            self.loss_history_: list[float] = run_training(Training(
+                desc="DSEBM epochs", loss_name="DSEBM's score matching loss",
+                epochs=cfg.epochs, epoch=epoch, modules={"energy": self.model_},
+                optimizers={"adam": optimizer}, generators={"batches": rng, "noise": noise},
+                train_files=self.train_files_, detector=self,
+            ), self.context).loss_history
         return self
 
     def score(self, test: Sequence[Sample]) -> np.ndarray:

@@ -40,7 +40,6 @@ which ADGAN uses too.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -48,11 +47,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm import tqdm
 
 from baselines.common import ImageBaseline, batches, seeded
 from bench.data.base import Sample
 from bench.registry import register_method
+from bench.training import Training, run_training
 
 # -- the DCGAN nets that GANomaly and ADGAN share --------------------------------------------
 
@@ -190,25 +189,31 @@ class Ganomaly(ImageBaseline):
             self.discriminator_ = GanomalyDiscriminator(cfg.image_size, self.channels_, cfg.width)
             self.generator_.apply(dcgan_init)
             self.discriminator_.apply(dcgan_init)
-            self.generator_.to(device).train()
-            self.discriminator_.to(device).train()
+            self.generator_.to(device)
+            self.discriminator_.to(device)
             betas = (cfg.beta1, 0.999)
             opt_g = torch.optim.Adam(self.generator_.parameters(), lr=cfg.lr, betas=betas)
             opt_d = torch.optim.Adam(self.discriminator_.parameters(), lr=cfg.lr, betas=betas)
-            self.loss_history_: list[float] = []
             self.d_reinits_ = 0
-            for _epoch in tqdm(range(cfg.epochs), desc="GANomaly epochs",
-                               disable=not self.context.progress):
+
+            def epoch(_i: int) -> float:
                 total, seen = 0.0, 0
                 for idx in batches(len(images), cfg.batch_size, rng, min_size=2):
                     x = images[idx].to(device)
                     loss_g = self._step(x, opt_g, opt_d)
                     total, seen = total + loss_g * len(idx), seen + len(idx)
-                self.loss_history_.append(total / max(seen, 1))
-                if not math.isfinite(self.loss_history_[-1]):
-                    raise FloatingPointError("GANomaly's generator loss diverged")
-        self.generator_.eval()
-        self.discriminator_.eval()
+                return total / max(seen, 1)
+
+            # D's re-initialisations draw from torch's global generator, which the loop's
+            # checkpoints hold too.
+            self.loss_history_: list[float] = run_training(Training(
+                desc="GANomaly epochs", loss_name="GANomaly's generator loss",
+                epochs=cfg.epochs, epoch=epoch,
+                modules={"generator": self.generator_, "discriminator": self.discriminator_},
+                optimizers={"generator": opt_g, "discriminator": opt_d},
+                generators={"batches": rng}, train_files=self.train_files_, detector=self,
+                extra_state=("d_reinits_",),
+            ), self.context).loss_history
         self.context.info["ganomaly_d_reinits"] = self.d_reinits_
         return self
 

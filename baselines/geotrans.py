@@ -39,7 +39,6 @@ torch.Size([1, 1, 4, 4])
 from __future__ import annotations
 
 import itertools
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -48,11 +47,11 @@ import torch
 import torch.nn.functional as F
 from scipy.special import digamma, gammaln, polygamma
 from torch import nn
-from tqdm import tqdm
 
 from baselines.common import ImageBaseline, batches, seeded
 from bench.data.base import Sample
 from bench.registry import register_method
+from bench.training import Training, run_training
 
 # (flip, tx, ty, k): 2 x 3 x 3 x 4 = 72 transformations, in the authors' nesting order.
 TRANSFORMS: tuple[tuple[bool, int, int, int], ...] = tuple(
@@ -232,14 +231,13 @@ class GeoTrans(ImageBaseline):
         k = self.n_transforms
         with seeded(self.context.seed) as rng:
             self.classifier_ = WideResNet(cfg.depth, cfg.width, self.channels_, k, cfg.dropout)
-            self.classifier_.to(device).train()
+            self.classifier_.to(device)
             optimizer = torch.optim.Adam(self.classifier_.parameters(), lr=cfg.lr)
-            self.loss_history_: list[float] = []
             # Every (image, transformation) pair once per epoch, in a seeded order.
             pairs = np.stack(np.meshgrid(np.arange(len(images)), np.arange(k), indexing="ij"),
                              axis=-1).reshape(-1, 2)
-            for _epoch in tqdm(range(cfg.epochs), desc="GeoTrans epochs",
-                               disable=not self.context.progress):
+
+            def epoch(_i: int) -> float:
                 total = 0.0
                 for idx in batches(len(pairs), cfg.batch_size, rng, min_size=2):
                     img_idx, t_idx = pairs[idx, 0], pairs[idx, 1]
@@ -249,10 +247,14 @@ class GeoTrans(ImageBaseline):
                     loss.backward()
                     optimizer.step()
                     total += loss.item() * len(idx)
-                self.loss_history_.append(total / len(pairs))
-                if not math.isfinite(self.loss_history_[-1]):
-                    raise FloatingPointError("GeoTrans's classifier loss diverged")
-        self.classifier_.eval()
+                return total / len(pairs)
+
+            self.loss_history_: list[float] = run_training(Training(
+                desc="GeoTrans epochs", loss_name="GeoTrans's classifier loss",
+                epochs=cfg.epochs, epoch=epoch, modules={"classifier": self.classifier_},
+                optimizers={"adam": optimizer}, generators={"batches": rng},
+                train_files=self.train_files_, detector=self,
+            ), self.context).loss_history
         train_log_p = self._log_softmax_all(images)  # (72, N, 72)
         self.alphas_ = np.stack([fit_dirichlet(train_log_p[j]) for j in range(k)])
         return self

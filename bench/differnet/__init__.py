@@ -3,7 +3,7 @@ features of transformed images (Sec. 3), scored by the mean negative log-likelih
 transforms (Eq. 5), localised by gradient maps (Sec. 3.3, Eq. 7).
 
 - ``flow``: ``DifferNetFlow``, the pure ``nn.Module`` (FrEIA coupling blocks, Eq. 1-4).
-- ``detector``: ``DifferNet``, the Detector around it (training, scoring, checkpoints).
+- ``detector``: ``DifferNet``, the Detector around it (its epoch step for ``bench.training``, scoring).
 - ``localization``: the gradient maps.
 """
 

@@ -4,12 +4,10 @@ model (Sec. 3), trained by maximum likelihood on the bank of training features (
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from bench.config import PRESETS, DifferNetConfig
 from bench.data.base import Sample
@@ -19,6 +17,7 @@ from bench.features.bank import extract
 from bench.features.pipeline import STREAM_EPOCHS, FeaturePipelineDetector
 from bench.features.transforms import train_transforms
 from bench.registry import register_method
+from bench.training import Training, run_training
 
 
 @register_method(
@@ -76,13 +75,9 @@ class DifferNet(FeaturePipelineDetector):
         optimizer = torch.optim.Adam(self.flow_.parameters(), lr=cfg.lr, betas=cfg.adam_betas,
                                      eps=cfg.adam_eps, weight_decay=cfg.weight_decay,
                                      fused=device.split(":")[0] in ("cpu", "cuda"))
-        self.loss_history_: list[float] = []
-        self.eval_history_: list[tuple[int, float]] = []
-        first = 1 + self._resume(optimizer, rng)
-        for epoch in tqdm(range(first, cfg.epochs + 1), desc="flow epochs", initial=first - 1,
-                          total=cfg.epochs, disable=not self.context.progress):
-            self.flow_.train()
-            feats = epoch_features(epoch)
+
+        def epoch(i: int) -> float:
+            feats = epoch_features(i)
             order = torch.from_numpy(rng.permutation(len(feats)))
             total = 0.0
             for start in range(0, len(feats), cfg.batch_size):
@@ -94,43 +89,16 @@ class DifferNet(FeaturePipelineDetector):
                 loss.backward()
                 optimizer.step()
                 total += loss.item() * len(batch)
-            self.loss_history_.append(total / len(feats))
-            if not math.isfinite(self.loss_history_[-1]):
-                raise FloatingPointError(f"the flow's loss diverged at epoch {epoch}")
-            if cfg.eval_every and self.context.monitor and epoch % cfg.eval_every == 0:
-                self.eval_history_.append((epoch, self.context.monitor(self, epoch)))
-            if epoch % self.context.checkpoint_every == 0 and epoch < cfg.epochs:
-                self._save_checkpoint(optimizer, rng, epoch)
-        self.flow_.eval()
+            return total / len(feats)
 
-    def _save_checkpoint(self, optimizer: torch.optim.Optimizer, rng: np.random.Generator,
-                         epoch: int) -> None:
-        path = self.context.checkpoint
-        if path is None:
-            return
-        path.parent.mkdir(parents=True, exist_ok=True)
-        state = {"epoch": epoch, "flow": self.flow_.state_dict(), "optimizer": optimizer.state_dict(),
-                 "rng": rng.bit_generator.state, "loss_history": self.loss_history_,
-                 "eval_history": self.eval_history_, "train_files": self.train_files_}
-        tmp = path.with_name(f".{path.name}.tmp")
-        torch.save(state, tmp)
-        tmp.replace(path)  # atomic, so a kill never leaves half a checkpoint
-
-    def _resume(self, optimizer: torch.optim.Optimizer, rng: np.random.Generator) -> int:
-        """Restore the last checkpoint of this cell if there is one; the epochs it covers."""
-        path = self.context.checkpoint
-        if path is None or not path.is_file():
-            return 0
-        state = torch.load(path, map_location=self.context.device, weights_only=False)
-        if state["train_files"] != self.train_files_:
-            return 0
-        self.flow_.load_state_dict(state["flow"])
-        optimizer.load_state_dict(state["optimizer"])
-        rng.bit_generator.state = state["rng"]
-        self.loss_history_ = list(state["loss_history"])
-        self.eval_history_ = [tuple(x) for x in state["eval_history"]]
-        self.context.info["resumed_from_epoch"] = state["epoch"]
-        return state["epoch"]
+        result = run_training(Training(
+            desc="flow epochs", loss_name="the flow's loss", epochs=cfg.epochs, epoch=epoch,
+            modules={"flow": self.flow_}, optimizers={"adam": optimizer},
+            generators={"epochs": rng}, train_files=self.train_files_, detector=self,
+            eval_every=cfg.eval_every,
+        ), self.context)
+        self.loss_history_: list[float] = result.loss_history
+        self.eval_history_: list[tuple[int, float]] = result.eval_history
 
     @torch.no_grad()
     def _score_features(self, feats: np.ndarray) -> np.ndarray:
