@@ -48,7 +48,7 @@ def feature_presets(extra: dict[str, dict] | None = None) -> dict[str, dict]:
     extra = extra or {}
     out = {}
     for name, values in PRESETS["differnet"].items():
-        if name not in ("paper", "fast", "tiny"):
+        if name not in ("paper", "fast", "cpu", "tiny"):
             continue
         shared = {k: v for k, v in values.items() if k in FEATURE_FIELDS}
         out[name] = {**shared, **extra.get(name, {})}

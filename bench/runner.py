@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from bench.config import REDUCED_PRESETS, config_hash, config_to_dict
+from bench.config import REDUCED_PRESETS, config_hash, config_to_dict, value_origins
 from bench.data import Split, load_split
 from bench.data.validation import synthetic_validation
 from bench.errors import BenchError
@@ -138,6 +138,7 @@ def new_record(cell: Cell, status: str) -> Record:
         config_hash=config_hash(cell.config),
         reduced=cell.preset in REDUCED_PRESETS or bool(departures), departures=departures,
         device="", versions=dict(_versions()), git_commit=_git_commit(), started_at=_now(),
+        info={"value_origins": value_origins(cell.config, cell.preset)},
     )
 
 
@@ -253,7 +254,7 @@ def run_cells(cells: Iterable[Cell], store: ResultsStore, *, device: str = "cpu"
         except Exception as err:
             record = new_record(cell, "failed")
             record.error = f"{type(err).__name__}: {err}"
-            record.info = {"traceback": traceback.format_exc()}
+            record.info["traceback"] = traceback.format_exc()
             record.finished_at = _now()
             summary.failed.append(record)
             log.error("cell %s failed: %s", cell.cell_id, record.error)

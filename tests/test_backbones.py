@@ -29,11 +29,14 @@ def test_efficientnet_lite0_weights_load_in_order_and_classify_a_photo():
     assert top in (PALACE, CHURCH, BELL_COTE)
 
 
-def test_efficientnet_lite0_exposes_the_112_channel_stage():
+def test_efficientnet_lite0_exposes_the_192_channel_stage_and_others_on_request():
     backbone = build_backbone("efficientnet_lite0")
+    stage5 = build_backbone("efficientnet_lite0", stage=5)
     with torch.no_grad():
         out = backbone.module(torch.zeros(1, 3, 224, 224))
-    assert backbone.channels == 112 and out.shape == (1, 112, 14, 14)
+        out5 = stage5.module(torch.zeros(1, 3, 224, 224))
+    assert backbone.channels == 192 and out.shape == (1, 192, 7, 7)
+    assert stage5.channels == 112 and out5.shape == (1, 112, 14, 14)
 
 
 def test_alexnet_without_weights_says_where_to_put_them(tmp_path, monkeypatch):

@@ -74,7 +74,9 @@ def stripes(synthetic_root):
 
 @pytest.fixture(scope="module")
 def fitted(stripes):
-    return DifferNet(tiny(backbone="efficientnet_lite0"), RunContext(seed=0)).fit(stripes.train)
+    # Stage 5 (stride 16): the default stage 6 (stride 32) leaves 64-pixel images 2 x 2 maps.
+    cfg = tiny(backbone="efficientnet_lite0", backbone_stage=5)
+    return DifferNet(cfg, RunContext(seed=0)).fit(stripes.train)
 
 
 def test_detects_synthetic_defects(stripes, fitted):
@@ -127,6 +129,18 @@ def test_right_angle_rotations_cycle_through_all_four():
 def test_localize_gives_one_map_per_image(stripes, fitted):
     maps = fitted.localize(stripes.test[:2])
     assert maps.shape == (2, 64, 64) and np.all(maps >= 0) and maps.max() > 0
+
+
+def test_small_training_sets_train_for_at_least_min_steps(stripes):
+    # 8 images x 4 transforms = 32 rows = one batch of 32: one step an epoch, so 2 epochs
+    # become 6 to reach min_steps=6 (the paper's 192 epochs of 16 shots are 192 steps).
+    context = RunContext(seed=0)
+    cfg = tiny(backbone="random", epochs=2, min_steps=6)
+    model = DifferNet(cfg, context).fit(stripes.train[:8])
+    assert len(model.loss_history_) == context.info["epochs_trained"] == 6
+    assert DifferNet(cfg, RunContext(seed=0)).fit(stripes.train[:8]).loss_history_ == model.loss_history_
+    bigger = DifferNet(tiny(backbone="random", epochs=2, min_steps=6, batch_size=8), RunContext(seed=0))
+    assert len(bigger.fit(stripes.train[:8]).loss_history_) == 2  # 4 steps an epoch: 2 suffice
 
 
 def test_eval_every_calls_the_monitor(stripes):

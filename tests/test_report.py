@@ -272,6 +272,8 @@ def test_report_text_carries_the_numbers_and_flags(rendered, data, tmp_path):
     fig8 = figures[-1]
     assert "reduced preset 'tiny'" in fig8.provenance.flag_text()
     assert "substitute backbone random" in fig8.provenance.flag_text()
+    # Its record says which preset values were decided on test data: none (tiny, random).
+    assert "Values chosen on test data: none." in fig8.provenance.text()
     assert "reduced preset 'tiny'" in md
     for item in [*all_tables(data), *figures]:
         assert item.provenance is not None and "Preset:" in item.provenance.text()

@@ -9,9 +9,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from bench.config import value_origins
 from bench.data import load_split
 from bench.data.validation import DEFECT_KINDS, synthetic_validation
-from bench.runner import plan, run_cell
+from bench.report.provenance import _test_choices
+from bench.results import Record
+from bench.runner import plan, resolve_for_dataset, run_cell
 from bench.selection import select
 from bench.suites import Suite
 
@@ -82,3 +85,25 @@ def test_a_run_with_validation_records_both_aurocs(synthetic_root, tmp_path):
     assert record.n_train == 20 - round(0.2 * 20)
     plain = run_cell(dataclasses.replace(cell, validation=None), cache_dir=tmp_path)
     assert plain.val_auroc is None and plain.n_train == 20
+
+
+def test_records_say_which_preset_values_were_decided_and_how():
+    fast = resolve_for_dataset("differnet", "fast", "mtd", {"backbone": "efficientnet_lite0"})
+    origins = {o["field"]: o for o in value_origins(fast, "fast")}
+    assert set(origins) == {"rotation_mode", "backbone_stage"}
+    assert all(o["decided_on"] in ("validation", "test") and o["evidence"] for o in origins.values())
+    # A value the user overrides, or a backbone without stages, is not the preset's choice.
+    mine = resolve_for_dataset("differnet", "fast", "mtd",
+                               {"backbone": "random", "rotation_mode": "right_angles"})
+    assert value_origins(mine, "fast") == []
+
+
+def test_the_report_flags_values_decided_on_test_data():
+    record = Record(cell_id="c", status="ok", method="knn", dataset="mtd", category="mtd",
+                    seed=0, shots=None, preset="fast", backbone="efficientnet_lite0", variant=None,
+                    config={}, config_hash="h", reduced=True, info={"value_origins": [
+                        {"field": "backbone_stage", "value": 5, "decided_on": "test"},
+                        {"field": "rotation_mode", "value": "right_angles",
+                         "decided_on": "validation"}]})
+    assert _test_choices([record]) == ["backbone_stage=5 (fast)"]
+    assert _test_choices([dataclasses.replace(record, info={})]) is None  # an older record

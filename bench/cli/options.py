@@ -117,7 +117,8 @@ def run_options(func):
         click.option("--methods", callback=csv_list(), help="Comma-separated method names."),
         click.option("--categories", callback=csv_list(), help="Comma-separated categories."),
         click.option("--seeds", callback=csv_list(int), help="Comma-separated seeds, e.g. 0,1,2."),
-        click.option("--preset", help="paper (default), fast (2-core CPU), tiny (tests), code."),
+        click.option("--preset", help="paper (default), cpu (best on a 2-core CPU), fast (a few "
+                     "minutes on a CPU), tiny (tests), code."),
         click.option("--backbone", help="alexnet (default), efficientnet_lite0 (offline), random."),
         click.option("--data-root", type=click.Path(path_type=Path), help="Folder of dataset categories."),
         results_dir_option,

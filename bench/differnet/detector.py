@@ -47,7 +47,7 @@ class DifferNet(FeaturePipelineDetector):
             return torch.from_numpy(feats.reshape(-1, feats.shape[-1]))
 
         self.feature_dim_ = self._extractor().dim
-        self._train(epoch_features, rng)
+        self._train(epoch_features, rng, len(train) * m)
         return self
 
     def _fit_density(self, bank: np.ndarray) -> None:
@@ -64,10 +64,13 @@ class DifferNet(FeaturePipelineDetector):
             chosen = torch.from_numpy(rng.random((n, k)).argsort(axis=1)[:, :m])
             return bank_t[rows, chosen].reshape(-1, dim)
 
-        self._train(epoch_features, rng)
+        self._train(epoch_features, rng, n * m)
 
-    def _train(self, epoch_features: Callable[[int], torch.Tensor], rng: np.random.Generator) -> None:
+    def _train(self, epoch_features: Callable[[int], torch.Tensor], rng: np.random.Generator,
+               rows_per_epoch: int) -> None:
         cfg, device = self.config, self.context.device
+        epochs = cfg.train_epochs(rows_per_epoch)
+        self.context.info["epochs_trained"] = epochs
         self.flow_ = DifferNetFlow(self.feature_dim_, cfg.n_coupling_blocks, cfg.subnet_hidden,
                                    cfg.subnet_layers, cfg.clamp_alpha, self.context.seed).to(device)
         # The fused Adam kernel: the same update in one pass over the 12-50 M parameters instead
@@ -92,7 +95,7 @@ class DifferNet(FeaturePipelineDetector):
             return total / len(feats)
 
         result = run_training(Training(
-            desc="flow epochs", loss_name="the flow's loss", epochs=cfg.epochs, epoch=epoch,
+            desc="flow epochs", loss_name="the flow's loss", epochs=epochs, epoch=epoch,
             modules={"flow": self.flow_}, optimizers={"adam": optimizer},
             generators={"epochs": rng}, train_files=self.train_files_, detector=self,
             eval_every=cfg.eval_every,

@@ -33,7 +33,7 @@ DATASET_TITLES = {"folder": "Your own data", "synthetic": "Synthetic defects"}
 DESCRIPTIONS = {"folder": "your own category folders, `--suite folder`",
                 "synthetic": "generated textures with injected defects"}
 # Which configuration of a cell to show when several were run: the paper's first.
-PRESET_RANK = {"paper": 0, "code": 1, "fast": 2, "tiny": 3}
+PRESET_RANK = {"paper": 0, "code": 1, "cpu": 2, "fast": 3, "tiny": 4}
 
 
 @dataclass

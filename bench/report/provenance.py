@@ -28,6 +28,8 @@ class Provenance:
     n_cells: int
     flags: list[str]
     mtd_splits: list[str] = field(default_factory=list)
+    # Values behind the rows that a test AUROC decided; None: some records predate the check.
+    test_choices: list[str] | None = None
 
     def text(self) -> str:
         if not self.n_cells:
@@ -43,6 +45,10 @@ class Provenance:
         )
         if self.mtd_splits:
             line += f" MTD split: {', '.join(self.mtd_splits)}."
+        if self.test_choices is None:
+            line += " Values chosen on test data: not recorded (records older than the check)."
+        else:
+            line += f" Values chosen on test data: {', '.join(self.test_choices) or 'none'}."
         return line
 
     def flag_text(self) -> str:
@@ -85,6 +91,14 @@ def _preset_flags(records: list[Record], presets: list[str], expected: set[str])
     return flags
 
 
+def _test_choices(records: list[Record]) -> list[str] | None:
+    """The recorded preset values behind ``records`` that were decided on test data."""
+    if any("value_origins" not in r.info for r in records):
+        return None
+    return sorted({f"{o['field']}={o['value']} ({r.preset})" for r in records
+                   for o in r.info["value_origins"] if o["decided_on"] == "test"})
+
+
 def provenance(
     data: ReportData, rows: pd.DataFrame, expected: Iterable[str] = (), min_seeds: int = MIN_SEEDS
 ) -> Provenance:
@@ -109,7 +123,11 @@ def provenance(
             f"{seeds.min()} seed{'s' if seeds.min() != 1 else ''} per cell where "
             f"{min_seeds} are wanted (no or a wide confidence interval)"
         )
+    test_choices = _test_choices(records)
+    if test_choices:
+        flags.append(f"values chosen on test data: {', '.join(test_choices)}")
     splits = sorted(set(ok["mtd_split"]) - {NO_MTD_SPLIT})
     return Provenance(
-        presets, backbones, int(seeds.min()), int(seeds.max()), len(ok), flags, splits
+        presets, backbones, int(seeds.min()), int(seeds.max()), len(ok), flags, splits,
+        test_choices,
     )
