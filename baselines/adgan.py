@@ -45,7 +45,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, grad, vmap
 
-from baselines.common import ImageBaseline, batches, seeded
+from baselines.common import ImageBaseline, batches, mean_over_batches, seeded
 from baselines.ganomaly import DCGANDecoder, DCGANEncoder, dcgan_init
 from bench.data.base import Sample
 from bench.progress import progress
@@ -159,11 +159,9 @@ class ADGAN(ImageBaseline):
             opt_d = torch.optim.Adam(self.discriminator_.parameters(), lr=cfg.lr, betas=betas)
 
             def epoch(_i: int) -> float:
-                total, seen = 0.0, 0
-                for idx in batches(len(images), cfg.batch_size, rng, min_size=2):
-                    seen += len(idx)
-                    total += self._step(images[idx].to(device), latent, opt_g, opt_d) * len(idx)
-                return total / max(seen, 1)
+                return mean_over_batches(
+                    batches(len(images), cfg.batch_size, rng, min_size=2),
+                    lambda idx: self._step(images[idx].to(device), latent, opt_g, opt_d))
 
             self.loss_history_: list[float] = run_training(Training(
                 desc="ADGAN epochs", loss_name="ADGAN's generator loss",

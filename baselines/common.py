@@ -5,7 +5,7 @@ the constructor and first step of ``fit`` (``ImageBaseline``)."""
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -66,6 +66,15 @@ def load_train_images(samples: Sequence[Sample], size: int, channels: int | None
 def load_test_images(samples: Sequence[Sample], size: int, channels: int,
                      cache: ImageCache | None = None) -> torch.Tensor:
     return to_channels(load_images(samples, size, 3, cache), channels)
+
+
+def mean_over_batches(indices: Iterable[np.ndarray], step: Callable[[np.ndarray], float]) -> float:
+    """One epoch's loss: ``step(idx)`` for every batch of indices, averaged over the images
+    (each batch weighted by its size)."""
+    total, seen = 0.0, 0
+    for idx in indices:
+        total, seen = total + step(idx) * len(idx), seen + len(idx)
+    return total / max(seen, 1)
 
 
 def batches(n: int, batch_size: int, rng: np.random.Generator | None = None,

@@ -48,7 +48,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from baselines.common import ImageBaseline, batches, seeded
+from baselines.common import ImageBaseline, batches, mean_over_batches, seeded
 from bench.data.base import Sample
 from bench.registry import register_method
 from bench.training import Training, run_training
@@ -200,12 +200,9 @@ class Ganomaly(ImageBaseline):
             self.d_reinits_ = 0
 
             def epoch(_i: int) -> float:
-                total, seen = 0.0, 0
-                for idx in batches(len(images), cfg.batch_size, rng, min_size=2):
-                    x = images[idx].to(device)
-                    loss_g = self._step(x, opt_g, opt_d)
-                    total, seen = total + loss_g * len(idx), seen + len(idx)
-                return total / max(seen, 1)
+                return mean_over_batches(
+                    batches(len(images), cfg.batch_size, rng, min_size=2),
+                    lambda idx: self._step(images[idx].to(device), opt_g, opt_d))
 
             # D's re-initialisations draw from torch's global generator, which the loop's
             # checkpoints hold too.
