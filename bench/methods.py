@@ -7,6 +7,11 @@ method is one module plus one line here.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
+import importlib
+from importlib import metadata
+
 # Importing a module registers its methods.
 import baselines.adgan  # noqa: F401
 import baselines.dsebm  # noqa: F401
@@ -18,15 +23,58 @@ import bench.differnet  # noqa: F401
 from bench.errors import BenchError
 from bench.registry import METHODS, MethodSpec
 
+ENTRY_POINT_GROUP = "differnet_bench.methods"
+
 
 def get_method(name: str) -> MethodSpec:
-    try:
+    """A built-in method by name, a plugin by ``module.path:Class``, or a plugin installed
+    under the entry point group ``differnet_bench.methods``."""
+    entry = _entry_points().get(name)
+    if name in METHODS and (METHODS[name].source is not None or entry is None):
         return METHODS[name]
-    except KeyError:
-        raise BenchError(
-            f"unknown method {name!r}; choose from {', '.join(sorted(METHODS))}."
-        ) from None
+    if ":" in name:
+        return _load(name, name)
+    if entry is not None:  # also when its module was imported by other means first
+        return _load(name, entry.value)
+    raise BenchError(
+        f"unknown method {name!r}; choose from {', '.join(available_methods())}, or name a "
+        "plugin as module.path:Class."
+    )
 
 
 def available_methods() -> list[str]:
-    return sorted(METHODS)
+    """Built-in methods and installed plugins (by entry point name; none is imported)."""
+    return sorted({*METHODS, *_entry_points()})
+
+
+@functools.cache
+def _entry_points() -> dict[str, metadata.EntryPoint]:
+    return {e.name: e for e in metadata.entry_points(group=ENTRY_POINT_GROUP)}
+
+
+def _load(name: str, source: str) -> MethodSpec:
+    """Import ``source`` (``module:Class``) and register its method under ``name``, noting where
+    it came from and its package's version (records keep both)."""
+    module_name, _, class_name = source.partition(":")
+    try:
+        cls = getattr(importlib.import_module(module_name), class_name)
+    except (ImportError, AttributeError) as err:
+        raise BenchError(f"method {name!r}: cannot load {source} ({type(err).__name__}: {err}); "
+                         "install the package that provides it or put it on PYTHONPATH.") from None
+    spec = next((s for s in METHODS.values() if s.cls is cls), None)
+    if spec is None:
+        raise BenchError(f"method {name!r}: {source} is not registered; decorate the class with "
+                         "bench.registry.register_method (see the Detector docstring).")
+    spec = dataclasses.replace(spec, name=name, source=source, version=_version(module_name))
+    METHODS[name] = spec
+    return spec
+
+
+def _version(module_name: str) -> str | None:
+    top = module_name.split(".")[0]
+    for dist in metadata.packages_distributions().get(top, []):
+        try:
+            return metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            continue
+    return None

@@ -58,3 +58,37 @@ def progress(total: int | None, desc: str, enabled: bool = True, initial: int = 
     if sys.stderr.isatty():
         return tqdm(total=total, desc=desc, initial=initial, **kwargs)
     return PlainProgress(total, desc, initial=initial)
+
+
+class SuiteClock:
+    """The suite's progress line: cell i of n, elapsed, and an ETA from the cells run so far
+    (skipped cells take no time, so they do not count towards the mean)."""
+
+    def __init__(self, total: int):
+        self.total, self.done, self.ran = total, 0, 0
+        self.begin = self.cell_start = time.perf_counter()
+        self.run_seconds = 0.0
+
+    def skipped(self) -> None:
+        self.done += 1
+
+    def start(self) -> None:
+        self.cell_start = time.perf_counter()
+
+    def finished(self) -> str:
+        self.done += 1
+        self.ran += 1
+        self.run_seconds += time.perf_counter() - self.cell_start
+        left = self.total - self.done
+        eta = _duration(self.run_seconds / self.ran * left) if left else "0s"
+        return (f"suite: cell {self.done} of {self.total}, elapsed "
+                f"{_duration(time.perf_counter() - self.begin)}, ETA {eta}")
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h{minutes:02d}m"
+    return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"

@@ -22,10 +22,26 @@ from bench.data.base import Sample
 
 @runtime_checkable
 class Detector(Protocol):
-    """What every method is. ``fit`` gets the defect-free training samples of one cell and
-    returns the fitted detector; ``score`` gets the test samples and returns one float per
-    sample, higher meaning more anomalous; it never refits. Hyperparameters come in through
-    the constructor ``(config, context)``; learned state ends in ``_``."""
+    """What every method is: the whole contract, for built-in methods and plugins alike.
+
+    - Construction: ``cls(config, context)``: ``config`` an instance of the method's config
+      dataclass (its paper defaults, then the preset's and the user's overrides), ``context`` a
+      ``RunContext`` (seed, device, cache folder, checkpoint path, progress, ``info``). All
+      randomness comes from ``context.seed``: the same cell run twice gives the same scores.
+    - ``fit(train)`` gets the defect-free training ``Sample``s of one cell (path, label 0) and
+      returns the fitted detector; learned state goes in attributes ending in ``_``.
+    - ``score(test)`` gets ``Sample``s and returns one float per sample, **higher = more
+      anomalous**; it never refits and never reads labels. The runner scores the test set (and
+      a validation split, if any) with it.
+    - Optional, checked with the protocols below (never ``hasattr``): ``localize`` (per-pixel
+      maps, ``Localizer``), ``loss_history_`` (``Trained``, recorded), ``eval_history_``
+      (``Monitored``). Checkpoints: pass ``context`` to ``bench.training.run_training`` and a
+      killed fit resumes. Anything in ``context.info`` is stored in the record.
+    - Registration: decorate the class with ``register_method`` (name, config class, presets:
+      at least ``paper``); a plugin does the same in its own package and is found by
+      ``--methods module.path:Class`` or through the entry point group
+      ``differnet_bench.methods`` (``bench.methods``).
+    """
 
     def fit(self, train: Sequence[Sample]) -> Detector: ...
 
@@ -52,6 +68,16 @@ class Monitored(Protocol):
     (test-set selection, reported only as such)."""
 
     eval_history_: list
+
+
+@runtime_checkable
+class Saveable(Protocol):
+    """Optional: the learned state can be saved and put back into a new instance of the same
+    config (``run --save-models``, ``bench.py predict``)."""
+
+    def get_state(self) -> dict: ...
+
+    def set_state(self, state: dict) -> None: ...
 
 
 @dataclass
@@ -81,6 +107,10 @@ class MethodSpec:
     paper_name: str | None  # column name in the paper's Tables 1 and 2
     uses_backbone: bool  # whether --backbone applies
     note: str = ""  # e.g. that a method follows a different paper than the one cited
+    # A method from outside this repository: where it was loaded from ("module:Class") and the
+    # version of the package that provides it (bench.methods); None for built-in methods.
+    source: str | None = None
+    version: str | None = None
 
 
 METHODS: dict[str, MethodSpec] = {}

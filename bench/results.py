@@ -16,6 +16,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from bench.leases import STALE_AFTER_S, Lease
+
 # The one definition of a cell's identity. A paper-table cell (what a table row x column
 # shows) is run under one or more configurations, each with one or more seeds. ``Cell.cell_id``
 # spells these fields, a ``Record`` stores them, and the tidy table has them as columns.
@@ -25,9 +27,19 @@ CELL_FIELDS = (*TABLE_CELL, *CONFIGURATION, "seed")
 # What the seed summaries average over seeds within.
 SEED_GROUP = [*TABLE_CELL, *CONFIGURATION]
 TABLE_COLUMNS = [
-    *CELL_FIELDS, "auroc", "val_auroc", "status", "reduced", "fit_s", "score_s", "n_train",
-    "n_test", "max_eval_auroc", "cell_id",
+    *CELL_FIELDS, "auroc", "pixel_auroc", "pro", "val_auroc", "status", "failure", "reduced", "data_verified", "fit_s",
+    "score_s", "n_train", "n_test", "max_eval_auroc", "cell_id",
 ]
+
+
+# The reasons a cell fails without stopping the grid; each failed record names one.
+FAILURES = {
+    "diverged": "NaN or Inf in training",
+    "out_of_memory": "out of memory",
+    "corrupt_image": "an image or mask cannot be read",
+    "missing_weights": "a backbone's pretrained weights cannot be loaded",
+    "error": "any other error (its traceback is in the record's info)",
+}
 
 
 @dataclass
@@ -54,6 +66,10 @@ class Record:
     val_scores: list[float] = field(default_factory=list)
     val_labels: list[int] = field(default_factory=list)
     auroc: float | None = None  # image AUROC of the model after the last epoch
+    # With --localize on data with masks: pixel AUROC and PRO (up to 30 % FPR) of the maps
+    # (bench.localization; the two trivial references are in info["localization"]).
+    pixel_auroc: float | None = None
+    pro: float | None = None
     # (epoch, AUROC) pairs when evaluation during training was switched on; their maximum is
     # test-set selection, as the original code printed, and is reported only as such.
     eval_history: list[tuple[int, float]] = field(default_factory=list)
@@ -72,6 +88,14 @@ class Record:
     started_at: str = ""
     finished_at: str = ""
     error: str | None = None
+    # Why a failed cell failed, one of FAILURES ("error" for anything unforeseen).
+    failure: str | None = None
+    # Which files the cell ran on (bench.data.fingerprint): a fingerprint of the split's paths
+    # and sizes, and whether they all matched the dataset's verified-download manifest (None:
+    # the data root has no manifest, the data was put there by hand).
+    data_fingerprint: str | None = None
+    data_verified: bool | None = None
+    job_id: str | None = None  # the SLURM job (``<job>_<array task>``) that ran the cell
     info: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -89,15 +113,33 @@ class ResultsStore:
         r = record_or_cell
         return self.root / "records" / r.dataset / r.category / r.method / f"{r.cell_id}.json"
 
-    def is_done(self, cell: Any) -> bool:
-        """A cell is done when an ``ok`` record exists; failed cells are tried again."""
-        path = self.path(cell)
-        if not path.is_file():
-            return False
+    def read(self, cell: Any) -> dict[str, Any] | None:
+        """The cell's record as written (a dict), or None if there is none or it is unreadable."""
         try:
-            return json.loads(path.read_text()).get("status") == "ok"
-        except (json.JSONDecodeError, OSError):
-            return False
+            return json.loads(self.path(cell).read_text())
+        except (FileNotFoundError, json.JSONDecodeError, OSError):
+            return None
+
+    def is_done(self, cell: Any) -> bool:
+        """A cell is done when an ``ok`` record exists; failed cells are tried again (the
+        runner also checks that the record was made on the same data)."""
+        record = self.read(cell)
+        return record is not None and record.get("status") == "ok"
+
+    def set_aside(self, cell: Any, why: str) -> Path:
+        """Move the cell's record out of the table (kept under ``superseded/``)."""
+        path = self.path(cell)
+        dest = self.root / "superseded" / why / path.relative_to(self.root / "records")
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(path, dest)
+        return dest
+
+    def claim(self, cell: Any, stale_after: float = STALE_AFTER_S) -> Lease | None:
+        """An exclusive lease on the cell (``bench.leases``), or None if a live runner holds it."""
+        return Lease.acquire(self.lease_path(cell), stale_after=stale_after)
+
+    def lease_path(self, cell: Any) -> Path:
+        return self.root / "leases" / f"{cell.cell_id}.lease"
 
     def write(self, record: Record) -> Path:
         path = self.path(record)
@@ -131,14 +173,13 @@ class ResultsStore:
             return maps, [str(f) for f in data["test_files"]]
 
     def records(self) -> list[Record]:
-        out = []
-        for path in sorted((self.root / "records").glob("**/*.json")):
-            data = json.loads(path.read_text())
-            data["eval_history"] = [tuple(x) for x in data.get("eval_history", [])]
-            # Records written before mtd_split was a field kept it in info.
-            data.setdefault("mtd_split", data.get("info", {}).get("mtd_split"))
-            out.append(Record(**data))
-        return out
+        return [_parse(json.loads(path.read_text()))
+                for path in sorted((self.root / "records").glob("**/*.json"))]
+
+    def record(self, cell: Any) -> Record | None:
+        """The cell's record, or None."""
+        data = self.read(cell)
+        return None if data is None else _parse(data)
 
     def load(self) -> pd.DataFrame:
         """The tidy table: one row per cell (per-image scores stay in the records)."""
@@ -150,3 +191,10 @@ class ResultsStore:
         frame = pd.DataFrame(rows, columns=TABLE_COLUMNS)
         frame["shots"] = frame["shots"].astype("Int64")
         return frame
+
+
+def _parse(data: dict[str, Any]) -> Record:
+    data["eval_history"] = [tuple(x) for x in data.get("eval_history", [])]
+    # Records written before mtd_split was a field kept it in info.
+    data.setdefault("mtd_split", data.get("info", {}).get("mtd_split"))
+    return Record(**data)

@@ -28,11 +28,17 @@ from PIL import Image
 
 from bench.config import REDUCED_PRESETS, config_hash, config_to_dict, value_origins
 from bench.data import Split, load_split
+from bench.data.fingerprint import matches_manifest, split_fingerprint
 from bench.data.validation import synthetic_validation
-from bench.errors import BenchError
+from bench.errors import BenchError, CorruptImageError, MissingWeightsError
 from bench.features import shared_backbone
+from bench.leases import STALE_AFTER_S, describe
+from bench.leases import read as read_lease
+from bench.localization import evaluate_localization, has_masks
 from bench.methods import get_method
 from bench.metrics import image_auroc
+from bench.models import DEFAULT_THRESHOLD_FPR, can_save, save_model
+from bench.progress import SuiteClock
 from bench.registry import Detector, Localizer, Monitored, RunContext, Trained
 from bench.results import Record, ResultsStore
 
@@ -62,27 +68,56 @@ def cell_split(cell: Cell) -> Split:
                   cell.mtd_split)
 
 
-def preflight(cells: list[Cell], check_test: bool = True) -> None:
-    """Fail fast, before any training, on a bad layout, a corrupt image or missing weights
-    (``check_test=False``: the test images are not opened, as model selection never uses them)."""
+def check_cells(cells: list[Cell], check_test: bool = True) -> dict[str, BenchError]:
+    """What would make a cell fail before any training, by cell id: a corrupt image (named) or
+    a backbone whose weights cannot be loaded. ``check_test=False``: the test images are not
+    opened (model selection never uses them)."""
+    problems: dict[str, BenchError] = {}
+    broken: dict[Path, BenchError] = {}
     checked: set[Path] = set()
     for cell in cells:
         split = cell_split(cell)
         for sample in split.train + (split.test if check_test else []):
-            if sample.path in checked:
-                continue
-            checked.add(sample.path)
-            try:
-                with Image.open(sample.path) as img:
-                    img.verify()
-            except Exception as err:
-                raise BenchError(
-                    f"image {sample.path} cannot be read ({type(err).__name__}); replace or delete "
-                    "the corrupt file."
-                ) from None
+            if sample.path not in checked:
+                checked.add(sample.path)
+                try:
+                    with Image.open(sample.path) as img:
+                        img.verify()
+                except Exception as err:
+                    broken[sample.path] = CorruptImageError(
+                        f"image {sample.path} cannot be read ({type(err).__name__}); replace or "
+                        "delete the corrupt file.")
+            if sample.path in broken:
+                problems.setdefault(cell.cell_id, broken[sample.path])
     for backbone, stage in sorted({(c.backbone, getattr(c.config, "backbone_stage", None))
                                    for c in cells if c.backbone}, key=str):
-        shared_backbone(backbone, stage)
+        try:
+            shared_backbone(backbone, stage)
+        except MissingWeightsError as err:
+            for cell in cells:
+                if (cell.backbone, getattr(cell.config, "backbone_stage", None)) == (backbone, stage):
+                    problems.setdefault(cell.cell_id, err)
+    return problems
+
+
+def preflight(cells: list[Cell], check_test: bool = True) -> None:
+    """Fail fast, before any training, on the first problem ``check_cells`` finds."""
+    for problem in check_cells(cells, check_test).values():
+        raise problem
+
+
+def failure_kind(err: BaseException) -> str:
+    """Which of ``results.FAILURES`` an exception is."""
+    if isinstance(err, FloatingPointError):
+        return "diverged"
+    if isinstance(err, (torch.OutOfMemoryError, MemoryError)) or (
+            isinstance(err, RuntimeError) and "can't allocate memory" in str(err)):
+        return "out_of_memory"
+    if isinstance(err, CorruptImageError):
+        return "corrupt_image"
+    if isinstance(err, MissingWeightsError):
+        return "missing_weights"
+    return "error"
 
 
 @functools.cache
@@ -144,7 +179,8 @@ def new_record(cell: Cell, status: str) -> Record:
 
 def run_cell(cell: Cell, *, device: str = "cpu", cache_dir: Path | None = None,
              progress: bool = False, store: ResultsStore | None = None,
-             localize: bool = False, evaluate_test: bool = True) -> Record:
+             localize: bool = False, evaluate_test: bool = True, save_models: bool = False,
+             threshold_fpr: float = DEFAULT_THRESHOLD_FPR) -> Record:
     """Train and evaluate one cell; raises on failure (``run_cells`` records failures).
 
     With a validation split (``cell.validation``), the detector trains on the training images
@@ -203,6 +239,16 @@ def run_cell(cell: Cell, *, device: str = "cpu", cache_dir: Path | None = None,
                    "test_evaluated": evaluate_test}
     if method.note:  # e.g. a substitute that follows another paper
         record.info["method_note"] = method.note
+    if method.source:  # a plugin: results and report never need to import it again
+        record.info["method_source"] = {"path": method.source, "version": method.version}
+    if save_models and store is not None:
+        if can_save(detector):
+            path = store.root / "models" / f"{cell.cell_id}.pt"
+            record.info["model_file"] = str(save_model(path, detector, record, split.test,
+                                                       threshold_fpr))
+        else:
+            log.warning("%s: %s cannot be saved for predict (only the feature-pipeline methods "
+                        "can)", cell.cell_id, cell.method)
     if isinstance(detector, Trained):
         record.info["loss_history"] = detector.loss_history_
     if isinstance(detector, Monitored):
@@ -212,6 +258,11 @@ def run_cell(cell: Cell, *, device: str = "cpu", cache_dir: Path | None = None,
         maps = detector.localize(split.test)
         record.info["maps_file"] = str(store.write_maps(cell.cell_id, maps, record.test_files))
         record.info["localize_s"] = time.perf_counter() - start
+        if has_masks(split.test):
+            scores = evaluate_localization(maps, split.test, train)
+            record.pixel_auroc = scores["method"]["pixel_auroc"]
+            record.pro = scores["method"]["pro"]
+            record.info["localization"] = scores  # with the two references
     record.finished_at = _now()
     if checkpoint is not None:
         checkpoint.unlink(missing_ok=True)  # the record now holds the result
@@ -223,75 +274,101 @@ class RunSummary:
     done: list[Record] = field(default_factory=list)
     skipped: list[Cell] = field(default_factory=list)
     failed: list[Record] = field(default_factory=list)
+    claimed: list[Cell] = field(default_factory=list)  # held by another live runner
+
+    def merge(self, other: RunSummary) -> RunSummary:
+        for name in ("done", "skipped", "failed", "claimed"):
+            getattr(self, name).extend(getattr(other, name))
+        return self
 
 
 def run_cells(cells: Iterable[Cell], store: ResultsStore, *, device: str = "cpu",
               progress: bool = False, localize: bool = False,
-              cache_dir: Path | None = None, evaluate_test: bool = True) -> RunSummary:
-    """Run every cell not yet recorded; a failed cell is recorded as failed and the run goes on.
+              cache_dir: Path | None = None, evaluate_test: bool = True,
+              problems: dict[str, BenchError] | None = None, job_id: str | None = None,
+              stale_after: float = STALE_AFTER_S, save_models: bool = False,
+              threshold_fpr: float = DEFAULT_THRESHOLD_FPR) -> RunSummary:
+    """Run every cell not yet recorded on the same data; a failed cell is recorded as failed
+    (with its ``failure`` kind) and the run goes on.
 
-    Decoded images and features are cached under ``cache_dir`` (default: the store's
-    ``.cache/``), shared by every cell, method and seed that needs the same ones.
+    Before it starts a cell, the runner claims it (``ResultsStore.claim``), so runners sharing
+    ``store`` never run one cell twice; a cell another live runner holds is left to it.
+    ``problems`` (from ``check_cells``) are recorded as failures without running. Decoded
+    images and features are cached under ``cache_dir`` (default: the store's ``.cache/``).
     """
     summary = RunSummary()
     cache_dir = Path(cache_dir) if cache_dir is not None else store.root / ".cache"
+    problems = problems or {}
     cells = list(cells)
     clock = SuiteClock(len(cells))
     for cell in cells:
-        if store.is_done(cell):
-            summary.skipped.append(cell)
-            log.info("skip %s (already recorded)", cell.cell_id)
-            clock.skipped()
+        fingerprint = split_fingerprint(cell_split(cell), cell.data_root)
+        if recorded_on_same_data(store, cell, fingerprint):
+            _skip(summary, clock, cell, "already recorded")
             continue
-        log.info("run %s", cell.cell_id)
-        clock.start()
-        try:
-            record = run_cell(cell, device=device, cache_dir=cache_dir, progress=progress,
-                              store=store, localize=localize, evaluate_test=evaluate_test)
-            summary.done.append(record)
-        except KeyboardInterrupt:
-            raise
-        except Exception as err:
-            record = new_record(cell, "failed")
-            record.error = f"{type(err).__name__}: {err}"
-            record.info["traceback"] = traceback.format_exc()
-            record.finished_at = _now()
-            summary.failed.append(record)
-            log.error("cell %s failed: %s", cell.cell_id, record.error)
-        store.write(record)
+        lease = store.claim(cell, stale_after=stale_after)
+        if lease is None:
+            holder, _ = read_lease(store.lease_path(cell))
+            summary.claimed.append(cell)
+            _skip(None, clock, cell, f"claimed by {describe(holder or {})}")
+            continue
+        with lease:
+            if recorded_on_same_data(store, cell, fingerprint):  # finished while we claimed
+                _skip(summary, clock, cell, "already recorded")
+                continue
+            if store.read(cell) is not None:
+                log.warning("%s: its record was made on other data; moved to %s", cell.cell_id,
+                            store.set_aside(cell, "other-data"))
+            log.info("run %s", cell.cell_id)
+            clock.start()
+            record = _run_or_fail(cell, store, problems.get(cell.cell_id), device=device,
+                                  cache_dir=cache_dir, progress=progress, localize=localize,
+                                  evaluate_test=evaluate_test, save_models=save_models,
+                                  threshold_fpr=threshold_fpr)
+            record.data_fingerprint = fingerprint
+            record.data_verified = matches_manifest(cell_split(cell), cell.data_root)
+            record.job_id = job_id
+            record.info["runner"] = describe(lease.holder)
+            (summary.done if record.status == "ok" else summary.failed).append(record)
+            store.write(record)
         log.info("%s", clock.finished())
     return summary
 
 
-class SuiteClock:
-    """The suite's progress line: cell i of n, elapsed, and an ETA from the cells run so far
-    (skipped cells take no time, so they do not count towards the mean)."""
-
-    def __init__(self, total: int):
-        self.total, self.done, self.ran = total, 0, 0
-        self.begin = self.cell_start = time.perf_counter()
-        self.run_seconds = 0.0
-
-    def skipped(self) -> None:
-        self.done += 1
-
-    def start(self) -> None:
-        self.cell_start = time.perf_counter()
-
-    def finished(self) -> str:
-        self.done += 1
-        self.ran += 1
-        self.run_seconds += time.perf_counter() - self.cell_start
-        left = self.total - self.done
-        eta = _duration(self.run_seconds / self.ran * left) if left else "0s"
-        return (f"suite: cell {self.done} of {self.total}, elapsed "
-                f"{_duration(time.perf_counter() - self.begin)}, ETA {eta}")
+def _skip(summary: RunSummary | None, clock: SuiteClock, cell: Cell, why: str) -> None:
+    if summary is not None:
+        summary.skipped.append(cell)
+    log.info("skip %s (%s)", cell.cell_id, why)
+    clock.skipped()
 
 
-def _duration(seconds: float) -> str:
-    seconds = int(round(seconds))
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
-    if hours:
-        return f"{hours}h{minutes:02d}m"
-    return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
+def _run_or_fail(cell: Cell, store: ResultsStore, problem: BenchError | None,
+                 **options: Any) -> Record:
+    try:
+        if problem is not None:
+            raise problem
+        return run_cell(cell, store=store, **options)
+    except Exception as err:
+        record = new_record(cell, "failed")
+        record.error = f"{type(err).__name__}: {err}"
+        record.failure = failure_kind(err)
+        if record.failure == "out_of_memory" and torch.cuda.is_available():
+            torch.cuda.empty_cache()  # so the next cell starts with the memory free
+        if not isinstance(err, BenchError):
+            record.info["traceback"] = traceback.format_exc()
+        record.finished_at = _now()
+        log.error("cell %s failed (%s): %s", cell.cell_id, record.failure, record.error)
+        return record
+
+
+def recorded_on_same_data(store: ResultsStore, cell: Cell, fingerprint: str) -> bool:
+    """Whether the cell has an ``ok`` record made on these very files. A record from before
+    data fingerprints counts when its training and test file names match the split's."""
+    record = store.read(cell)
+    if record is None or record.get("status") != "ok":
+        return False
+    if record.get("data_fingerprint") is not None:
+        return record["data_fingerprint"] == fingerprint
+    split = cell_split(cell)
+    return (record.get("test_files") == [s.name for s in split.test]
+            and record.get("train_files") == [s.path.name for s in split.train])

@@ -44,6 +44,9 @@ class Suite:
     overrides: dict[str, Any] = field(default_factory=dict)
     # Named config variants run side by side (e.g. Table 3's A-G): name -> overrides.
     variants: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # Defaults for how the cells run (bench.executors.ExecutorOptions' fields: kind, jobs,
+    # partition, time_min, gpus, cpus, mem_gb, array_parallelism, sbatch); options win.
+    executor: dict[str, Any] = field(default_factory=dict)
     description: str = ""
 
 

@@ -19,7 +19,7 @@ MAX_LINES = 400
 LAYERS = [
     ("cli", ("bench.cli",)),
     ("runner", ("bench.runner", "bench.suites", "bench.methods", "bench.selection",
-                "bench.executors")),
+                "bench.executors", "bench.localization", "bench.models")),
     ("report", ("bench.report",)),
     ("methods", ("bench.differnet", "baselines")),
     ("pipeline", ("bench.features", "bench.training", "bench.registry")),

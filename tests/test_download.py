@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import io
+import json
 import socket
 import tarfile
 import threading
@@ -266,7 +267,12 @@ def test_mvtec_import_keeps_categories_already_there(tmp_path, no_mvtec_checksum
     assert not (root / "grid/train/good/000.png").exists()  # the user's folder was kept
     assert (root / "zipper/ground_truth/bad/000_mask.png").read_bytes() == b"zipper"
     assert (root / ".mvtec_verified").is_file()
-    assert sorted(p.name for p in root.iterdir() if p.name.startswith(".")) == [".mvtec_verified"]
+    assert sorted(p.name for p in root.iterdir() if p.name.startswith(".")) == [
+        ".mvtec_manifest.json", ".mvtec_verified"]
+    # The manifest lists what the import verified, not the category that was kept.
+    files = json.loads((root / ".mvtec_manifest.json").read_text())["files"]
+    assert files["zipper/ground_truth/bad/000_mask.png"] == len(b"zipper")
+    assert not any(name.startswith("grid/") for name in files)
 
 
 def test_failed_import_leaves_nothing_half_done(tmp_path, no_mvtec_checksum):

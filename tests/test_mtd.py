@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from bench.data import download, download_dataset, ensure_dataset, load_split
+from bench.data.fingerprint import matches_manifest
 from bench.data.mtd import MTD_CLASSES, layout_mtd, load_train_filenames
 from bench.errors import BenchError
 
@@ -76,7 +77,8 @@ def test_real_archive_from_local_file(real_import):
 def test_real_archive_over_http(http_import):
     check_layout(http_import / "mtd")
     assert (http_import / ".downloads" / REAL_ZIP.name).stat().st_size == REAL_ZIP.stat().st_size
-    assert sorted(p.name for p in http_import.iterdir()) == [".downloads", ".mtd_verified", "mtd"]
+    assert sorted(p.name for p in http_import.iterdir()) == [
+        ".downloads", ".mtd_manifest.json", ".mtd_verified", "mtd"]
 
 
 @needs_real
@@ -97,6 +99,7 @@ def test_second_import_does_nothing(real_import, monkeypatch):
 def test_load_split_authors_and_random(real_import):
     authors = load_split("mtd", "mtd", real_import)
     assert len(authors.train) == 761
+    assert matches_manifest(authors, real_import) is True  # the import's manifest
     assert sum(s.label == 0 for s in authors.test) == 191
     assert sum(s.label == 1 for s in authors.test) == 392
     assert all(s.mask_path is not None for s in authors.test if s.label == 1)

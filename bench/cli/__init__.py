@@ -12,8 +12,9 @@ import sys
 import click
 
 from bench import __version__
-from bench.cli.commands import download, list_, report
+from bench.cli.commands import download, list_, localize, report
 from bench.cli.options import setup_logging, verbose_option
+from bench.cli.predict import predict
 from bench.cli.results import results
 from bench.cli.run import ablation, fewshot, run
 from bench.cli.select import select_command
@@ -57,7 +58,8 @@ def cli(verbose: bool) -> None:
     setup_logging(verbose)
 
 
-for command in (download, run, fewshot, ablation, select_command, results, list_, report):
+for command in (download, run, fewshot, ablation, select_command, results, list_, report,
+                localize, predict):
     cli.add_command(command)
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from bench.cli.options import folder, results_dir_option, verbose_flag
+from bench.cli.options import csv_list, folder, results_dir_option, verbose_flag
 
 # "name: type = default  # comment", or a comment line of its own.
 _FIELD_LINE = re.compile(r"^\s*(\w+)\s*:[^#]*?(?:#\s*(.*))?$")
@@ -113,3 +113,22 @@ def report(results_dir: Path, out: Path) -> None:
     result = build_report(results_dir, out)
     click.echo(f"wrote {result.markdown} and {result.html} ({len(result.tables)} tables, "
                f"{len(result.figures)} figures) in {result.seconds:.1f} s")
+
+
+@click.command()
+@results_dir_option
+@click.option("--images", required=True, callback=csv_list(),
+              help="Test images, comma-separated, as defect/file (or a bare file name).")
+@click.option("--cell", help="Only this run (a cell id); default: every run with a stored map.")
+@click.option("--out", type=click.Path(path_type=Path), default=None, callback=folder,
+              help="Folder for the panels [default: <results-dir>/localize].")
+@verbose_flag
+def localize(results_dir: Path, images: list[str], cell: str | None, out: Path | None) -> None:
+    """Figure 8 panels of chosen test images: image, map with colour bar, overlay with the
+    ground-truth contour (from maps stored by run --localize)."""
+    from bench.report.data import ReportData
+    from bench.report.figures.panels import localization_panels
+
+    out = out or results_dir / "localize"
+    for path in localization_panels(ReportData.load(results_dir), images, out, cell):
+        click.echo(str(path))

@@ -111,6 +111,65 @@ def results_dir_option(func):
                         help="Where result records are kept.")(func)
 
 
+executor_options = [
+    click.option("--executor", type=click.Choice(["local", "slurm", "submitit-local"]),
+                 help="local (this machine; default), slurm (a SLURM job array through "
+                      "submitit), submitit-local (the same jobs as processes here)."),
+    click.option("--jobs", type=click.IntRange(min=1),
+                 help="local: worker processes sharing the cells (each its own share of CPU "
+                      "threads, or its own GPU when several are visible)."),
+    click.option("--slurm-partition", help="SLURM partition."),
+    click.option("--slurm-time", type=click.IntRange(min=1),
+                 help="Minutes per cell's task; a task near its limit requeues and resumes."),
+    click.option("--slurm-gpus", type=click.IntRange(min=0), help="GPUs per task."),
+    click.option("--slurm-cpus", type=click.IntRange(min=1), help="CPUs per task."),
+    click.option("--slurm-mem", type=click.IntRange(min=1), help="Memory per task, GB."),
+    click.option("--slurm-array-parallelism", type=click.IntRange(min=1),
+                 help="Array tasks running at once."),
+    click.option("--slurm-sbatch", multiple=True,
+                 help="An extra sbatch option as key=value, e.g. account=abc (repeatable)."),
+    click.option("--lease-timeout", type=click.FloatRange(min=1),
+                 help="Seconds after which a silent runner's claim on a cell (on another host) "
+                      "is taken over [default: 600]."),
+]
+
+
+def executor_settings(defaults: dict, options: dict):
+    """``ExecutorOptions`` from a suite's ``[executor]`` table and the command's options
+    (which are removed from ``options``)."""
+    from bench.executors import ExecutorOptions
+
+    values = dict(defaults)
+    names = {"executor": "kind", "jobs": "jobs", "slurm_partition": "partition",
+             "slurm_time": "time_min", "slurm_gpus": "gpus", "slurm_cpus": "cpus",
+             "slurm_mem": "mem_gb", "slurm_array_parallelism": "array_parallelism",
+             "lease_timeout": "lease_timeout"}
+    for option, name in names.items():
+        value = options.pop(option, None)
+        if value is not None:
+            values[name] = value
+    extra = options.pop("slurm_sbatch", ())
+    if extra:
+        values["sbatch"] = {**values.get("sbatch", {}), **_key_values(extra, "--slurm-sbatch")}
+    try:
+        return ExecutorOptions(**values)
+    except TypeError as err:
+        raise BenchError(f"the suite's [executor] table has an unknown key ({err}); its keys are "
+                         "kind, jobs, partition, time_min, gpus, cpus, mem_gb, "
+                         "array_parallelism, sbatch, lease_timeout.") from None
+
+
+def _key_values(items, option: str) -> dict[str, str]:
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise BenchError(f"{option} expects key=value, got {item!r}; for example "
+                             f"{option} account=abc.")
+        out[key.strip().lstrip("-")] = value.strip()
+    return out
+
+
 def run_options(func):
     """The options of every command that runs cells (run, fewshot, ablation)."""
     options = [
@@ -130,7 +189,7 @@ def run_options(func):
         click.option("--mtd-split", type=click.Choice(["authors", "random"]),
                      help="MTD: the authors' 761 training files, or a seeded random 80/20 split."),
         click.option("--validation", type=click.Choice(["synthetic"]),
-                     help="Hold out 20 %% of the training images and pair them with synthetic "
+                     help="Hold out 20 % of the training images and pair them with synthetic "
                           "defects: each cell also reports a validation AUROC, no test image "
                           "involved."),
         click.option("--set", "set_", multiple=True,
@@ -139,6 +198,14 @@ def run_options(func):
         click.option("--progress/--no-progress", default=True, show_default=True),
         click.option("--localize", is_flag=True,
                      help="Also store localization maps of the test images (methods that have them)."),
+        click.option("--save-models", is_flag=True,
+                     help="Keep each fitted model under <results-dir>/models/ for `predict` "
+                          "(the feature-pipeline methods: differnet, knn, ocsvm)."),
+        click.option("--threshold-fpr", type=click.FloatRange(0, 1, min_open=True, max_open=True),
+                     default=0.05, show_default=True,
+                     help="With --save-models and --validation: the saved decision threshold "
+                          "lets this share of held-out normal images through as anomalous."),
+        *executor_options,
         verbose_flag,
     ]
     for option in reversed(options):

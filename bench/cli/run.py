@@ -9,7 +9,7 @@ import sys
 
 import click
 
-from bench.cli.options import csv_list, parse_set, run_options, shots_value
+from bench.cli.options import csv_list, executor_settings, parse_set, run_options, shots_value
 from bench.cli.tables import text_table
 
 
@@ -29,9 +29,10 @@ def check_overrides(suite, set_values: dict) -> None:
 
 def execute(suite, *, methods, categories, seeds, preset, backbone, data_root, results_dir,
             cache_dir, device, mtd_split, set_, progress, localize=False, shots=None,
-            validation=None) -> None:
+            validation=None, save_models=False, threshold_fpr=0.05, **executor) -> None:
+    from bench.executors import execute_cells
     from bench.results import ResultsStore
-    from bench.runner import plan, preflight, run_cells
+    from bench.runner import plan
     from bench.summary import with_paper
 
     changes = {k: v for k, v in dict(methods=methods, categories=categories, seeds=seeds,
@@ -43,19 +44,22 @@ def execute(suite, *, methods, categories, seeds, preset, backbone, data_root, r
         changes["overrides"] = {**suite.overrides, **set_values}
     suite = dataclasses.replace(suite, **changes)
     check_overrides(suite, set_values)
+    settings = executor_settings(suite.executor, executor)
     cells = plan(suite, data_root=data_root)
-    preflight(cells)
     store = ResultsStore(results_dir)
-    click.echo(f"suite {suite.name}: {len(cells)} cells, preset {suite.preset}, results in {results_dir}")
-    summary = run_cells(cells, store, device=device, progress=progress, localize=localize,
-                        cache_dir=cache_dir)
+    click.echo(f"suite {suite.name}: {len(cells)} cells, preset {suite.preset}, results in "
+               f"{results_dir}, executor {settings.kind}")
+    summary = execute_cells(cells, store, settings, device=device, progress=progress,
+                            localize=localize, cache_dir=cache_dir, save_models=save_models,
+                            threshold_fpr=threshold_fpr)
+    claimed = f", {len(summary.claimed)} left to other runners" if summary.claimed else ""
     click.echo(f"ran {len(summary.done)}, skipped {len(summary.skipped)} already recorded, "
-               f"failed {len(summary.failed)}")
+               f"failed {len(summary.failed)}{claimed}")
     frame = store.load()
     mine = frame[frame["cell_id"].isin({c.cell_id for c in cells})]
     click.echo(text_table(with_paper(mine)))
     for record in summary.failed:
-        click.echo(f"FAILED {record.cell_id}: {record.error}", err=True)
+        click.echo(f"FAILED {record.cell_id} ({record.failure}): {record.error}", err=True)
     if summary.failed:
         sys.exit(1)
 

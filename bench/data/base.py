@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from bench.errors import BenchError
+from bench.errors import BenchError, CorruptImageError
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 NORMAL = "good"
@@ -117,7 +117,7 @@ def load_image(path: Path) -> Image.Image:
     except FileNotFoundError:
         raise BenchError(f"image {path} does not exist; check the dataset folder.") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
-        raise BenchError(
+        raise CorruptImageError(
             f"image {path} cannot be read ({type(err).__name__}); replace or delete the corrupt file."
         ) from None
 
@@ -130,7 +130,7 @@ def load_mask(sample: Sample, size: tuple[int, int]) -> np.ndarray:
         with Image.open(sample.mask_path) as mask:
             return np.asarray(mask.convert("L").resize(size, Image.NEAREST)) > 0
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
-        raise BenchError(
+        raise CorruptImageError(
             f"mask {sample.mask_path} cannot be read ({type(err).__name__}); replace or delete "
             "the corrupt file."
         ) from None

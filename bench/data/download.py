@@ -23,6 +23,7 @@ from urllib.request import url2pathname
 import requests
 
 from bench.data.base import DownloadInfo
+from bench.data.fingerprint import write_manifest
 from bench.data.folder import is_category_dir
 from bench.errors import BenchError
 from bench.progress import progress as progress_bar
@@ -289,25 +290,30 @@ def import_dataset(
         staging = work / "staging"
         staging.mkdir()
         info.lay_out(work / "unpacked", staging)
-        for category in categories:
-            _move_into_place(staging / category, data_root / category, work, force)
+        placed = [c for c in categories
+                  if _move_into_place(staging / c, data_root / c, work, force)]
         marker.write_text(
             f"source: {source or info.url}\narchive: {archive}\n"
             f"imported: {datetime.now(UTC).isoformat(timespec='seconds')}\n"
         )
+        # The files just verified and laid out (categories kept from before are not in it);
+        # records compare their split's files with this list (bench.data.fingerprint).
+        write_manifest(data_root, name, placed, source or info.url)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     log.info("%s is ready under %s", name, data_root)
     return data_root
 
 
-def _move_into_place(built: Path, dest: Path, work: Path, force: bool) -> None:
+def _move_into_place(built: Path, dest: Path, work: Path, force: bool) -> bool:
+    """Whether ``built`` was moved into place (False: the category already there was kept)."""
     if dest.exists() or dest.is_symlink():
         if not force and is_category_dir(dest):
             log.info("keeping %s, which is already there", dest)
-            return
+            return False
         if not force:
             raise BenchError(f"{dest} exists but is not a dataset category folder; move it away "
                              "or pass --force to replace it.")
         dest.rename(work / f"replaced-{dest.name}")  # deleted with the work folder
     built.rename(dest)
+    return True

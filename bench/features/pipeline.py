@@ -99,3 +99,33 @@ class FeaturePipelineDetector:
     def score(self, test: Sequence[Sample]) -> np.ndarray:
         """tau(x) of Eq. 5: the mean score over the test transforms."""
         return self.score_transforms(test).mean(axis=1)
+
+    # -- a saved model (run --save-models, bench.py predict) ---------------------------------
+    def get_state(self) -> dict:
+        """The learned state (attributes ending in ``_``), without the frozen backbone."""
+        return {k: v for k, v in vars(self).items() if k.endswith("_") and k != "extractor_"}
+
+    def set_state(self, state: dict) -> None:
+        vars(self).update(state)
+
+    def transforms_for(self, keys: Sequence[str], run_keys: Sequence[str]) -> np.ndarray:
+        """Test transforms (n, n_test, 3) for images named by content ``keys``: an image the run
+        scored gets exactly the transforms it was scored under (its row among ``run_keys``, the
+        run's test images in order); any other image its own, drawn from the seed and its
+        content, so its score does not depend on the images scored with it."""
+        run = self.test_params(len(run_keys)) if run_keys else None
+        where = {key: i for i, key in enumerate(run_keys)}
+        rows = []
+        for key in keys:
+            if key in where:
+                rows.append(run[where[key]])
+            else:
+                rng = np.random.default_rng([self.context.seed, STREAM_TEST_TRANSFORMS,
+                                             int(key[:15], 16)])
+                rows.append(test_transforms(self.config, 1, rng)[0])
+        return np.stack(rows)
+
+    def score_under(self, samples: Sequence[Sample], params: np.ndarray) -> np.ndarray:
+        """Eq. 5's mean score of each sample under its own transforms ``params`` (n, T, 3)."""
+        feats = self.features(samples, params, "features")
+        return self._score_features(feats).mean(axis=1)

@@ -99,6 +99,21 @@ def _test_choices(records: list[Record]) -> list[str] | None:
                    for o in r.info["value_origins"] if o["decided_on"] == "test"})
 
 
+def _unverified_data(records: list[Record]) -> str:
+    """A flag for records whose files did not match a verified download's manifest."""
+    mismatched = sum(r.data_verified is False for r in records)
+    unknown = sum(r.data_verified is None for r in records)
+    parts = []
+    if mismatched:
+        parts.append(f"{mismatched} of {len(records)} runs on data that does not match the "
+                     "verified download (other files or sizes)")
+    if unknown:
+        parts.append(f"{unknown} of {len(records)} runs on data not checked against a verified "
+                     "download (no manifest under its data root: generated, copied by hand, or "
+                     "recorded before manifests)")
+    return "; ".join(parts)
+
+
 def provenance(
     data: ReportData, rows: pd.DataFrame, expected: Iterable[str] = (), min_seeds: int = MIN_SEEDS
 ) -> Provenance:
@@ -123,6 +138,9 @@ def provenance(
             f"{seeds.min()} seed{'s' if seeds.min() != 1 else ''} per cell where "
             f"{min_seeds} are wanted (no or a wide confidence interval)"
         )
+    unverified = _unverified_data(records)
+    if unverified:
+        flags.append(unverified)
     test_choices = _test_choices(records)
     if test_choices:
         flags.append(f"values chosen on test data: {', '.join(test_choices)}")

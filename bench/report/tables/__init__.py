@@ -7,6 +7,7 @@ missing cell stays "not run". Tables on data the paper never used come first.
 from bench.report.data import ReportData
 from bench.report.tables.appendix import appendix
 from bench.report.tables.base import Table
+from bench.report.tables.localization import localization
 from bench.report.tables.multimodal import multimodal
 from bench.report.tables.other_data import other_data_table, other_data_tables
 from bench.report.tables.table1_mvtec import table1
@@ -15,15 +16,17 @@ from bench.report.tables.table3_ablation import table3
 
 
 def all_tables(data: ReportData) -> list[Table]:
-    """In the report's order: data the paper never used, Tables 1-3, multimodal, appendix."""
+    """In the report's order: data the paper never used, Tables 1-3, multimodal,
+    localization, appendix."""
     return [*other_data_tables(data), table1(data), table2(data), table3(data),
-            multimodal(data), appendix(data)]
+            multimodal(data), localization(data), appendix(data)]
 
 
 __all__ = [
     "Table",
     "all_tables",
     "appendix",
+    "localization",
     "multimodal",
     "other_data_table",
     "other_data_tables",

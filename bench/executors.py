@@ -1,0 +1,219 @@
+"""Where cells run: in this process, in ``--jobs N`` local worker processes, or as a SLURM job
+array through submitit (``slurm``; ``submitit-local`` runs the same job code on this machine).
+
+Every way ends in ``runner.run_cells`` on the same results store, so the store's leases keep
+any two runners (workers, array tasks, people) from running one cell twice, and a cell that was
+killed is picked up again by the next runner. A SLURM task that is preempted or about to time
+out gets submitit's signal, requeues itself and resumes its cell from the training checkpoint.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any
+
+from bench.data.fingerprint import split_fingerprint
+from bench.errors import BenchError
+from bench.leases import STALE_AFTER_S
+from bench.progress import progress as progress_bar
+from bench.results import ResultsStore
+from bench.runner import (
+    Cell,
+    RunSummary,
+    cell_split,
+    check_cells,
+    new_record,
+    recorded_on_same_data,
+    run_cells,
+)
+
+log = logging.getLogger(__name__)
+EXECUTORS = ("local", "slurm", "submitit-local")
+
+
+@dataclass
+class ExecutorOptions:
+    """How to run the cells; a suite file's ``[executor]`` table sets defaults, options win."""
+
+    kind: str = "local"  # one of EXECUTORS
+    jobs: int = 1  # local: worker processes
+    folder: Path | None = None  # submitit's scripts and logs [default: <results-dir>/slurm]
+    partition: str | None = None
+    time_min: int = 240  # per cell; a task near its limit requeues and resumes
+    gpus: int = 0  # per task
+    cpus: int = 4  # per task
+    mem_gb: int | None = None
+    array_parallelism: int = 64  # array tasks running at once
+    sbatch: dict[str, str] = field(default_factory=dict)  # extra #SBATCH --key=value lines
+    lease_timeout: float = STALE_AFTER_S  # seconds of silence before another host's lease is stale
+    poll_s: float = 2.0  # how often the submitter looks at its jobs
+
+    def __post_init__(self) -> None:
+        if self.kind not in EXECUTORS:
+            raise BenchError(f"unknown executor {self.kind!r}; choose one of {', '.join(EXECUTORS)}.")
+        if self.jobs < 1:
+            raise BenchError(f"--jobs must be at least 1, got {self.jobs}.")
+
+
+def execute_cells(cells: list[Cell], store: ResultsStore, options: ExecutorOptions | None = None,
+                  **run_options: Any) -> RunSummary:
+    """Check the cells (a corrupt image or missing weights fails only the cells that need
+    them), then run the others with the chosen executor. ``run_options``: ``run_cells``'s."""
+    options = options or ExecutorOptions()
+    folder = Path(options.folder or store.root / "slurm")
+    # A cluster that is not there is a mistake to report before any work.
+    executor = None if options.kind == "local" else make_submitit_executor(options, folder)
+    problems = check_cells(cells, run_options.get("evaluate_test", True))
+    run_options["stale_after"] = options.lease_timeout
+    if executor is not None:
+        return _run_submitit(cells, store, executor, folder, options, problems, run_options)
+    if options.jobs == 1:
+        return run_cells(cells, store, problems=problems, **run_options)
+    return _run_workers(cells, store, options.jobs, problems, run_options)
+
+
+# -- local worker processes -------------------------------------------------------------------
+
+
+def _run_workers(cells: list[Cell], store: ResultsStore, jobs: int,
+                 problems: dict, run_options: dict) -> RunSummary:
+    """``jobs`` processes each walk the whole list; the leases share the cells out."""
+    context = get_context("spawn")  # a clean process: no forked torch threads or CUDA state
+    level = logging.getLogger().getEffectiveLevel()
+    summary = RunSummary()
+    with ProcessPoolExecutor(jobs, mp_context=context) as pool:
+        futures = [pool.submit(_worker, index, jobs, cells, store.root, problems, run_options,
+                               level) for index in range(jobs)]
+        for future in futures:
+            summary.merge(future.result())
+    # A cell one worker skipped as claimed was run by another: count it once, as done there.
+    ran = {r.cell_id for r in summary.done + summary.failed}
+    summary.claimed = [c for c in summary.claimed if c.cell_id not in ran]
+    seen: set[str] = set()
+    summary.skipped = [c for c in summary.skipped
+                       if c.cell_id not in ran and not (c.cell_id in seen or seen.add(c.cell_id))]
+    return summary
+
+
+def _worker(index: int, jobs: int, cells: list[Cell], root: Path, problems: dict,
+            run_options: dict, level: int) -> RunSummary:
+    import torch
+
+    logging.basicConfig(level=level, format=f"%(levelname)s worker {index}: %(message)s")
+    # Each worker its own share of the CPU threads, or its own GPU when several are visible.
+    torch.set_num_threads(max(1, (os.cpu_count() or 1) // jobs))
+    device = run_options.get("device", "cpu")
+    if device == "cuda" and torch.cuda.device_count() > 1:
+        run_options = {**run_options, "device": f"cuda:{index % torch.cuda.device_count()}"}
+    return run_cells(cells, ResultsStore(root), problems=problems, **run_options)
+
+
+# -- submitit (SLURM, or its local executor) --------------------------------------------------
+
+
+class CellJob:
+    """One array task: run one cell on the store. Has submitit's ``checkpoint`` hook, so a
+    preempted or timed-out task is requeued; the requeued task resumes from the training
+    checkpoint the runner keeps beside the store."""
+
+    def __init__(self, root: Path, problems: dict, run_options: dict, level: int):
+        self.root, self.problems, self.run_options, self.level = root, problems, run_options, level
+
+    def __call__(self, cell: Cell) -> dict[str, Any]:
+        import submitit
+
+        logging.basicConfig(level=self.level, format="%(levelname)s %(name)s: %(message)s")
+        job_id = submitit.JobEnvironment().job_id
+        summary = run_cells([cell], ResultsStore(self.root), problems=self.problems,
+                            job_id=job_id, **self.run_options)
+        if summary.failed:
+            return {"cell_id": cell.cell_id, "status": "failed", "error": summary.failed[0].error}
+        return {"cell_id": cell.cell_id, "status": "ok" if summary.done else "skipped"}
+
+    def checkpoint(self, cell: Cell) -> Any:
+        import submitit
+
+        log.warning("%s: preempted or near its time limit; requeueing", cell.cell_id)
+        return submitit.helpers.DelayedSubmission(self, cell)
+
+
+def make_submitit_executor(options: ExecutorOptions, folder: Path) -> Any:
+    try:
+        import submitit
+    except ImportError:
+        raise BenchError("--executor slurm needs submitit; run pip install submitit.") from None
+    if options.kind == "slurm" and shutil.which("sbatch") is None:
+        raise BenchError("--executor slurm needs SLURM's sbatch, which is not on this machine's "
+                         "PATH; run on the cluster's login node, or try --executor submitit-local.")
+    executor = submitit.AutoExecutor(folder=folder,
+                                     cluster="slurm" if options.kind == "slurm" else "local")
+    params: dict[str, Any] = {"timeout_min": options.time_min, "name": "differnet-bench",
+                              "gpus_per_node": options.gpus, "cpus_per_task": options.cpus}
+    if options.mem_gb:
+        params["mem_gb"] = options.mem_gb
+    if options.kind == "slurm":
+        params.update(slurm_array_parallelism=options.array_parallelism,
+                      slurm_additional_parameters=dict(options.sbatch))
+        if options.partition:
+            params["slurm_partition"] = options.partition
+    executor.update_parameters(**params)
+    return executor
+
+
+def _run_submitit(cells: list[Cell], store: ResultsStore, executor: Any, folder: Path,
+                  options: ExecutorOptions, problems: dict, run_options: dict) -> RunSummary:
+    """Submit the cells not yet recorded as one job array, follow them to the end, and read
+    back what they recorded."""
+    summary = RunSummary()
+    pending = []
+    for cell in cells:
+        if recorded_on_same_data(store, cell, split_fingerprint(cell_split(cell), cell.data_root)):
+            summary.skipped.append(cell)
+            log.info("skip %s (already recorded)", cell.cell_id)
+        else:
+            pending.append(cell)
+    # A cell that cannot run (corrupt image, missing weights) is recorded here, not submitted.
+    broken = [c for c in pending if c.cell_id in problems]
+    summary.merge(run_cells(broken, store, problems=problems, **run_options))
+    pending = [c for c in pending if c.cell_id not in problems]
+    if not pending:
+        return summary
+    run_options = {**run_options, "progress": False}  # task logs are files
+    job = CellJob(store.root, problems, run_options, logging.getLogger().getEffectiveLevel())
+    jobs = executor.map_array(job, pending)
+    log.info("submitted %d cells as %s job %s; logs in %s", len(jobs), options.kind,
+             jobs[0].job_id.split("_")[0], folder)
+    _follow(jobs, options.poll_s)
+    for cell, task in zip(pending, jobs):
+        try:
+            task.result()
+        except Exception as err:  # the task itself died (killed, lost node): record why
+            record = new_record(cell, "failed")
+            record.error = f"job {task.job_id} failed: {str(err).splitlines()[0][:300]}"
+            record.failure, record.job_id = "error", task.job_id
+            if not store.is_done(cell):
+                store.write(record)
+        record = store.record(cell)
+        if record is not None:
+            (summary.done if record.status == "ok" else summary.failed).append(record)
+    return summary
+
+
+def _follow(jobs: list[Any], poll_s: float) -> None:
+    """A progress bar of finished cells until every task has ended."""
+    finished: set[int] = set()
+    with progress_bar(len(jobs), "cells") as bar:
+        while len(finished) < len(jobs):
+            for i, job in enumerate(jobs):
+                if i not in finished and job.done():
+                    finished.add(i)
+                    bar.update(1)
+            if len(finished) < len(jobs):
+                time.sleep(poll_s)
