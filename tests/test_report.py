@@ -36,7 +36,7 @@ from bench.report import (
     table2,
     table3,
 )
-from bench.report.figures import figure8_localization
+from bench.report.figures import figure7_fewshot, figure8_localization
 from bench.results import Record, ResultsStore
 from bench.runner import Suite, load_suite, plan, run_cells
 from bench.summary import ci95
@@ -334,3 +334,17 @@ def test_mvtec_all_pools_the_15_categories(tmp_path):
     cells = plan(load_suite("multimodal"), data_root=tmp_path)
     assert [c.category for c in cells] == ["all"]
     assert cells[0].config.n_coupling_blocks == 12
+
+
+def test_figure7_draws_other_methods_on_the_same_subsets(tmp_path):
+    from bench.report.figures.fig7_fewshot import _compared
+
+    store = ResultsStore(tmp_path)
+    for method in ("differnet", "knn"):
+        for shots in (2, 8, None):
+            store.write(fixture_record("mtd", "mtd", method, 0, shots=shots))
+    store.write(fixture_record("mtd", "mtd", "ocsvm", 0))  # no few-shot records: no line
+    compared = _compared(ReportData.load(tmp_path), "mtd", "mtd")
+    assert list(compared) == ["knn"] and len(compared["knn"]["rows"]) == 3
+    figure = figure7_fewshot(ReportData.load(tmp_path), tmp_path / "figures")
+    assert not figure.placeholder and "other methods" in figure.caption

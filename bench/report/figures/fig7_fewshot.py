@@ -1,5 +1,6 @@
 """Figure 7: DifferNet's AUROC against the number of training images, mean and spread over
-the random training subsets (one per seed), beside the paper's values."""
+the random training subsets (one per seed), beside the paper's values and beside the other
+methods trained on the same subsets."""
 
 from __future__ import annotations
 
@@ -9,11 +10,35 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from bench.paper import paper_auroc
+from bench.paper import method_label, paper_auroc
 from bench.report.data import ReportData, ok_rows
 from bench.report.figures.base import ReportFigure, palette, placeholder, save, style
 from bench.report.paper_refs import DIFFERNET
 from bench.report.provenance import provenance
+
+COMPARED_STYLES = [("s", "--"), ("^", ":"), ("D", "-.")]
+
+
+def _points(group: pd.DataFrame) -> list[tuple[int, float, float, bool]]:
+    """(training images, mean AUROC %, std over subsets, whole set?) per training-set size."""
+    points = []
+    for shots, sub in group.groupby(group["shots"].fillna(-1), sort=True):
+        x = int(sub["n_train"].median()) if shots == -1 else int(shots)
+        values = 100 * sub["auroc"].astype(float)
+        spread = float(values.std(ddof=1)) if len(values) > 1 else 0.0
+        points.append((x, float(values.mean()), spread, shots == -1))
+    return sorted(points)
+
+
+def _compared(data: ReportData, dataset: str, category: str) -> dict[str, dict]:
+    """Methods other than DifferNet with few-shot records on this dataset and category."""
+    rows = ok_rows(data.select(dataset=dataset, category=category, variant=None))
+    out = {}
+    methods = sorted(m for m in set(rows["method"]) - {DIFFERNET}
+                     if rows.loc[rows["method"] == m, "shots"].notna().any())
+    for (marker, ls), method in zip(COMPARED_STYLES * 4, methods):
+        out[method] = {"rows": rows[rows["method"] == method], "marker": marker, "ls": ls}
+    return out
 
 
 def figure7_fewshot(data: ReportData, out_dir: Path) -> ReportFigure:
@@ -25,7 +50,8 @@ def figure7_fewshot(data: ReportData, out_dir: Path) -> ReportFigure:
         "Figure 7): the mean over the random training subsets (one per seed), error bars "
         "± 1 standard deviation over them; the rightmost point of a line is the whole "
         "training set. Stars: the paper's values (Table 1: whole set and 16 shots; Table 2: "
-        "MTD whole set)."
+        "MTD whole set). Dashed and dotted lines: other methods trained on the same subsets "
+        "(`fewshot --methods differnet,knn,ocsvm`), in the same colour."
     )
     groups = []
     if not ok.empty:
@@ -55,13 +81,7 @@ def figure7_fewshot(data: ReportData, out_dir: Path) -> ReportFigure:
         ax = fig.subplots()
         for color, (dataset, category, group) in zip(colors, groups):
             used.append(group)
-            points = []
-            for shots, sub in group.groupby(group["shots"].fillna(-1), sort=True):
-                x = int(sub["n_train"].median()) if shots == -1 else int(shots)
-                values = 100 * sub["auroc"].astype(float)
-                spread = float(values.std(ddof=1)) if len(values) > 1 else 0.0
-                points.append((x, float(values.mean()), spread, shots == -1))
-            points.sort()
+            points = _points(group)
             xs, ys, es, _ = zip(*points)
             ticks.update(xs)
             name = (
@@ -69,6 +89,15 @@ def figure7_fewshot(data: ReportData, out_dir: Path) -> ReportFigure:
                 if dataset == "mtd"
                 else (category if dataset == "mvtec" else f"{dataset}/{category}")
             )
+            # Other methods trained on the same subsets (fewshot --methods ...), same colour.
+            for method, style_ in _compared(data, dataset, category).items():
+                other = style_["rows"]
+                used.append(other)
+                oxs, oys, oes, _ = zip(*_points(other))
+                ticks.update(oxs)
+                ax.errorbar(oxs, oys, yerr=oes, marker=style_["marker"], ms=4, capsize=2, lw=1.1,
+                            ls=style_["ls"], color=color, alpha=0.8,
+                            label=f"{name}, {method_label(method)}")
             n_subsets = int(group.groupby(group["shots"].fillna(-1))["seed"].nunique().max())
             ax.errorbar(
                 xs,
@@ -79,7 +108,7 @@ def figure7_fewshot(data: ReportData, out_dir: Path) -> ReportFigure:
                 capsize=3,
                 lw=1.5,
                 color=color,
-                label=f"{name} ({n_subsets} subset{'s' if n_subsets > 1 else ''})",
+                label=f"{name}, DifferNet ({n_subsets} subset{'s' if n_subsets > 1 else ''})",
             )
             full = [p for p in points if p[3]]
             n_full = full[0][0] if full else None
@@ -99,7 +128,7 @@ def figure7_fewshot(data: ReportData, out_dir: Path) -> ReportFigure:
         ax.set(
             xlabel="training images (log scale)",
             ylabel="image AUROC (%)",
-            title="DifferNet: AUROC against training-set size",
+            title="AUROC against training-set size",
         )
         handles, labels = ax.get_legend_handles_labels()
         if starred:
