@@ -20,6 +20,7 @@ CAPTION = (
     "constant map (chance) and each pixel's distance to the mean training image (no learning). "
     "The paper reports no pixel-level number."
 )
+PAPER_TITLES = {"mtd": "MTD", "mvtec": "MVTec AD"}
 REFERENCES = {"constant": "reference: constant map",
               "mean_image": "reference: distance to the mean training image"}
 
@@ -41,7 +42,7 @@ def localization(data: ReportData) -> Table:
     frame = pd.DataFrame(out, columns=["dataset", "category", "method", "preset", "backbone",
                                        "seeds", "pixel_auroc", "pro", "cell_ids"])
     display = pd.DataFrame({
-        "dataset": [dataset_title(d) for d in frame["dataset"]],
+        "dataset": [PAPER_TITLES.get(d) or dataset_title(d) for d in frame["dataset"]],
         "category": frame["category"], "method": frame["method"], "preset": frame["preset"],
         "backbone": frame["backbone"], "seeds": frame["seeds"],
         "pixel AUROC": [format_number(v) for v in frame["pixel_auroc"]],
