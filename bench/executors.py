@@ -93,12 +93,11 @@ def _run_workers(cells: list[Cell], store: ResultsStore, jobs: int,
                                level) for index in range(jobs)]
         for future in futures:
             summary.merge(future.result())
-    # A cell one worker skipped as claimed was run by another: count it once, as done there.
+    # Every worker walks every cell: a cell run by one is skipped or claimed in the others.
     ran = {r.cell_id for r in summary.done + summary.failed}
-    summary.claimed = [c for c in summary.claimed if c.cell_id not in ran]
-    seen: set[str] = set()
-    summary.skipped = [c for c in summary.skipped
-                       if c.cell_id not in ran and not (c.cell_id in seen or seen.add(c.cell_id))]
+    skipped = {c.cell_id: c for c in summary.skipped if c.cell_id not in ran}
+    claimed = {c.cell_id: c for c in summary.claimed if c.cell_id not in ran}  # by outsiders
+    summary.skipped, summary.claimed = list(skipped.values()), list(claimed.values())
     return summary
 
 

@@ -25,6 +25,7 @@ from PIL import Image
 
 from bench.config import config_from_dict
 from bench.data import Sample
+from bench.data.base import corrupt_image
 from bench.data.imagecache import content_key
 from bench.errors import BenchError
 from bench.features.pipeline import FeaturePipelineDetector
@@ -105,13 +106,11 @@ def readable(paths: Sequence[Path]) -> tuple[list[Path], dict[Path, str]]:
     """The images that open, and a one-sentence error for each that does not."""
     good, bad = [], {}
     for path in paths:
-        try:
-            with Image.open(path) as img:
-                img.verify()
+        problem = corrupt_image(path)
+        if problem is None:
             good.append(path)
-        except Exception as err:
-            bad[path] = (f"image {path} cannot be read ({type(err).__name__}); replace or delete "
-                         "the corrupt file.")
+        else:
+            bad[path] = str(problem)
     return good, bad
 
 

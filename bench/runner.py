@@ -24,10 +24,10 @@ from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image
 
 from bench.config import REDUCED_PRESETS, config_hash, config_to_dict, value_origins
 from bench.data import Split, load_split
+from bench.data.base import corrupt_image
 from bench.data.fingerprint import matches_manifest, split_fingerprint
 from bench.data.validation import synthetic_validation
 from bench.errors import BenchError, CorruptImageError, MissingWeightsError
@@ -80,13 +80,9 @@ def check_cells(cells: list[Cell], check_test: bool = True) -> dict[str, BenchEr
         for sample in split.train + (split.test if check_test else []):
             if sample.path not in checked:
                 checked.add(sample.path)
-                try:
-                    with Image.open(sample.path) as img:
-                        img.verify()
-                except Exception as err:
-                    broken[sample.path] = CorruptImageError(
-                        f"image {sample.path} cannot be read ({type(err).__name__}); replace or "
-                        "delete the corrupt file.")
+                problem = corrupt_image(sample.path)
+                if problem is not None:
+                    broken[sample.path] = problem
             if sample.path in broken:
                 problems.setdefault(cell.cell_id, broken[sample.path])
     for backbone, stage in sorted({(c.backbone, getattr(c.config, "backbone_stage", None))

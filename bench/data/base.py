@@ -108,6 +108,18 @@ def few_shot(train: list[Sample], shots: int | None, seed: int) -> list[Sample]:
     return [train[i] for i in sorted(chosen)]
 
 
+def corrupt_image(path: Path) -> CorruptImageError | None:
+    """Why ``path`` is not a readable image (the error to raise or record), or None: a quick
+    check of the header and structure, without decoding the pixels."""
+    try:
+        with Image.open(path) as img:
+            img.verify()
+    except Exception as err:
+        return CorruptImageError(f"image {path} cannot be read ({type(err).__name__}); replace "
+                                 "or delete the corrupt file.")
+    return None
+
+
 def load_image(path: Path) -> Image.Image:
     """Open an image as RGB (grayscale replicated to 3 channels), or say which file is broken."""
     try:
