@@ -51,6 +51,7 @@ from bench.suites import (  # noqa: F401
     plan,
     resolve_for_dataset,
 )
+from bench.training import discard_checkpoint
 
 log = logging.getLogger(__name__)
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -261,7 +262,7 @@ def run_cell(cell: Cell, *, device: str = "cpu", cache_dir: Path | None = None,
             record.info["localization"] = scores  # with the two references
     record.finished_at = _now()
     if checkpoint is not None:
-        checkpoint.unlink(missing_ok=True)  # the record now holds the result
+        discard_checkpoint(checkpoint)  # the record now holds the result
     return record
 
 

@@ -126,9 +126,21 @@ def save_checkpoint(path: Path, training: Training, result: TrainingResult, epoc
         "extra": {name: getattr(training.detector, name) for name in training.extra_state},
     }
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
+    tmp = _checkpoint_temp(path)
     torch.save(state, tmp)
     tmp.replace(path)
+
+
+def discard_checkpoint(path: Path) -> None:
+    """Remove a finished cell's checkpoint and any temp file a kill mid-write left beside it."""
+    path.unlink(missing_ok=True)
+    _checkpoint_temp(path).unlink(missing_ok=True)
+
+
+def _checkpoint_temp(path: Path) -> Path:
+    # One fixed name per checkpoint (a cell is claimed by one runner), so a leftover from a
+    # killed run is overwritten by the next save and removed by discard_checkpoint.
+    return path.with_name(f".{path.name}.tmp")
 
 
 def resume(training: Training, context: RunContext) -> TrainingResult:

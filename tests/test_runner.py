@@ -118,12 +118,14 @@ def test_kill_9_then_rerun_finishes_only_what_was_missing(synthetic_root, tmp_pa
     proc.wait()
     finished = {p.name for p in records.glob("**/*.json")}
     assert len(finished) == 1, "the first cell should have finished before the kill"
-    assert not list(tmp_path.glob("**/*.tmp")), "no half-written record may remain"
+    assert not list(records.glob("**/*.tmp")), "no half-written record may remain"
 
     rerun = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300)
     assert rerun.returncode == 0, rerun.stderr
     assert "ran 1, skipped 1" in rerun.stdout
     assert {p.name for p in records.glob("**/*.json")} >= finished
+    # A checkpoint being written at the kill leaves its temp file; finishing the cell removes it.
+    assert not list((tmp_path / ".cache" / "checkpoints").glob("*")), "checkpoints outlive their cells"
 
 
 def test_set_goes_to_the_methods_that_have_the_field_and_typos_fail(synthetic_root):
