@@ -52,7 +52,14 @@ def with_paper(frame: pd.DataFrame) -> pd.DataFrame:
         for r in out.itertuples()
     ]
     out["diff"] = (out["auroc_%"] - out["paper_%"]).round(1)
-    return out[[*columns, "seeds", "auroc_%", "std_%", "ci95_%", "paper_%", "diff", "reduced"]]
+    # Wall time of one cell (fit + score, mean over seeds): what a rerun of the row costs here.
+    # Grouped exactly as seed_summary groups, so the rows come in the same order.
+    ok = frame[frame["status"] == "ok"]
+    wall = ok.assign(minutes=(ok["fit_s"].fillna(0) + ok["score_s"].fillna(0)) / 60)
+    out["minutes"] = wall.groupby(SEED_GROUP, dropna=False, sort=False)["minutes"].mean() \
+        .round(1).to_numpy()
+    return out[[*columns, "seeds", "auroc_%", "std_%", "ci95_%", "paper_%", "diff", "minutes",
+                "reduced"]]
 
 
 def auroc_pivot(frame: pd.DataFrame) -> pd.DataFrame:

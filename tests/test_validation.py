@@ -107,3 +107,20 @@ def test_the_report_flags_values_decided_on_test_data():
                          "decided_on": "validation"}]})
     assert _test_choices([record]) == ["backbone_stage=5 (fast)"]
     assert _test_choices([dataclasses.replace(record, info={})]) is None  # an older record
+
+
+def test_the_select_command_runs_from_the_command_line(synthetic_root, tmp_path):
+    """select takes run's options about cells and data, not the ones about saving models or
+    executors (a keyword it did not expect once broke the whole command)."""
+    from click.testing import CliRunner
+
+    from bench.cli import cli
+
+    args = ["select", "--suite", "smoke", "--methods", "knn", "--categories", "blobs",
+            "--preset", "tiny", "--backbone", "random", "--data-root", str(synthetic_root),
+            "--results-dir", str(tmp_path), "--grid", "n_test_transforms=1,2", "--no-progress"]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    assert "chosen by validation AUROC" in result.output
+    refused = CliRunner().invoke(cli, [*args, "--save-models"])
+    assert refused.exit_code == 2 and "--save-models" in refused.output

@@ -172,7 +172,23 @@ def _key_values(items, option: str) -> dict[str, str]:
 
 def run_options(func):
     """The options of every command that runs cells (run, fewshot, ablation)."""
-    options = [
+    return _apply(func, [*_cell_options(), *_output_options(), *executor_options, verbose_flag])
+
+
+def select_options(func):
+    """run's options without the ones select has no use for (it keeps no models and runs in
+    this process): what a cell is, where data and results live."""
+    return _apply(func, [*_cell_options(), verbose_flag])
+
+
+def _apply(func, options: list):
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def _cell_options() -> list:
+    return [
         click.option("--methods", callback=csv_list(), help="Comma-separated method names."),
         click.option("--categories", callback=csv_list(), help="Comma-separated categories."),
         click.option("--seeds", callback=csv_list(int), help="Comma-separated seeds, e.g. 0,1,2."),
@@ -198,6 +214,11 @@ def run_options(func):
         click.option("--progress/--no-progress", default=True, show_default=True),
         click.option("--localize", is_flag=True,
                      help="Also store localization maps of the test images (methods that have them)."),
+    ]
+
+
+def _output_options() -> list:
+    return [
         click.option("--save-models", is_flag=True,
                      help="Keep each fitted model under <results-dir>/models/ for `predict` "
                           "(the feature-pipeline methods: differnet, knn, ocsvm)."),
@@ -205,12 +226,7 @@ def run_options(func):
                      default=0.05, show_default=True,
                      help="With --save-models and --validation: the saved decision threshold "
                           "lets this share of held-out normal images through as anomalous."),
-        *executor_options,
-        verbose_flag,
     ]
-    for option in reversed(options):
-        func = option(func)
-    return func
 
 
 def parse_set(values: tuple[str, ...]) -> dict:

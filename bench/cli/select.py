@@ -6,7 +6,7 @@ import dataclasses
 
 import click
 
-from bench.cli.options import parse_set, run_options
+from bench.cli.options import parse_set, select_options
 from bench.cli.run import check_overrides
 from bench.cli.tables import text_table
 from bench.errors import BenchError
@@ -28,7 +28,7 @@ def parse_grid(values: tuple[str, ...]) -> dict[str, list]:
 @click.option("--suite", "suite_name", required=True, help="A suite name or a .toml path.")
 @click.option("--grid", multiple=True, required=True,
               help="Values to compare: --grid field=v1,v2 (repeat for a product of fields).")
-@run_options
+@select_options
 def select_command(suite_name: str, grid: tuple[str, ...], *, methods, categories, seeds,
                    preset, backbone, data_root, results_dir, cache_dir, device, mtd_split, set_,
                    progress, localize, validation) -> None:
