@@ -292,26 +292,18 @@ class Ganomaly(ImageBaseline):
     @torch.no_grad()
     def score(self, test: Sequence[Sample]) -> np.ndarray:
         """||G_E(x) - E(G(x))|| per image (higher = more anomalous)."""
-        cfg, device = self.config, self.context.device
+        cfg = self.config
         images = self._load_test(test)
         if cfg.score_batch_stats:
-            return self._score_with_batch_stats(images)
-        self.generator_.eval()
-        out = []
-        for idx in batches(len(images), 256):
-            _, z, z_hat = self.generator_(images[idx].to(device))
-            out.append(torch.linalg.vector_norm(z - z_hat, ord=cfg.score_norm, dim=1).cpu())
-        return torch.cat(out).double().numpy()
-
-    @torch.no_grad()
-    def _score_with_batch_stats(self, images: torch.Tensor) -> np.ndarray:
-        """The reference code's test protocol: BatchNorm in training mode over seeded shuffled
-        batches (on a copy, so the trained running statistics stay as they are)."""
-        cfg = self.config
-        generator = copy.deepcopy(self.generator_).train()
+            # The reference code's test protocol: BatchNorm in training mode over seeded
+            # shuffled batches, on a copy so the trained running statistics stay as they are.
+            generator = copy.deepcopy(self.generator_).train()
+            order = batches(len(images), cfg.batch_size,
+                            np.random.default_rng(self.context.seed + 1_000_003))
+        else:
+            generator, order = self.generator_.eval(), batches(len(images), 256)
         scores = torch.empty(len(images), dtype=torch.float64)
-        order = np.random.default_rng(self.context.seed + 1_000_003)
-        for idx in batches(len(images), cfg.batch_size, order):
+        for idx in order:
             _, z, z_hat = generator(images[idx].to(self.context.device))
             scores[idx] = torch.linalg.vector_norm(z - z_hat, ord=cfg.score_norm, dim=1).cpu().double()
         return scores.numpy()
