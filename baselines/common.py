@@ -89,11 +89,25 @@ def batches(n: int, batch_size: int, rng: np.random.Generator | None = None,
 
 
 class ImageBaseline:
-    """Base of the image baselines: hyperparameters in ``config``, the run in ``context``."""
+    """Base of the image baselines: hyperparameters in ``config``, the run in ``context``.
+
+    Saveable (``run --save-models``, ``bench.py predict``): the learned state is every attribute
+    ending in ``_``, trained networks included (pickled whole)."""
 
     def __init__(self, config: Any, context: RunContext | None = None):
         self.config = config
         self.context = context or RunContext()
+
+    def get_state(self) -> dict:
+        return {k: v for k, v in vars(self).items() if k.endswith("_")}
+
+    def set_state(self, state: dict) -> None:
+        vars(self).update(state)
+
+    def scores_alone(self) -> bool:
+        """Whether an image's score depends on that image and the seed only, not on the images
+        scored with it: then a saved model scores a new image as the run scored its test set."""
+        return True
 
     def _load_train(self, train: Sequence[Sample], follows: str, **info: Any) -> torch.Tensor:
         """The training images at the config's size; sets ``channels_`` and ``train_files_``

@@ -2,9 +2,10 @@
 score new images (``bench.py predict``).
 
 A model file holds the method's name and config, the backbone's name (not its weights: they
-come from where the run got them), the learned state (``Saveable``; a few MB for DifferNet's
-flow), the content keys of the test images the run scored (so ``predict`` gives those images
-exactly the transforms, hence the scores, of the record) and a decision threshold chosen on
+come from where the run got them), the learned state (``Saveable``: a flow, a classifier, the
+image baselines' networks), the content keys of the test images the run scored (so
+``predict`` gives those images exactly the transforms, hence the scores, of the record; the
+image baselines score an image the same wherever it comes) and a decision threshold chosen on
 normal images only: the ``(1 - fpr)`` quantile of the held-out training normals' scores of the
 ``--validation`` split. Without a validation split there is no threshold (the test set never
 sets one). Model files are pickles: load only your own.
@@ -23,6 +24,7 @@ import pandas as pd
 import torch
 from PIL import Image
 
+from baselines.common import ImageBaseline
 from bench.config import config_from_dict
 from bench.data import Sample
 from bench.data.base import corrupt_image
@@ -39,8 +41,11 @@ DEFAULT_THRESHOLD_FPR = 0.05
 
 
 def can_save(detector: Any) -> bool:
-    """Saveable, and scored the same way for any set of images (the feature pipeline)."""
-    return isinstance(detector, Saveable) and isinstance(detector, FeaturePipelineDetector)
+    """Saveable, and an image's score does not depend on the images scored with it."""
+    if not isinstance(detector, Saveable):
+        return False
+    return isinstance(detector, FeaturePipelineDetector) or (
+        isinstance(detector, ImageBaseline) and detector.scores_alone())
 
 
 def choose_threshold(val_scores: Sequence[float], val_labels: Sequence[int],
@@ -74,7 +79,7 @@ def save_model(path: Path, detector: Any, record: Any, test: Sequence[Sample],
 
 @dataclass
 class SavedModel:
-    detector: FeaturePipelineDetector
+    detector: FeaturePipelineDetector | ImageBaseline
     meta: dict[str, Any]
 
     @property
@@ -125,8 +130,12 @@ def predict(model: SavedModel, paths: Sequence[Path], batch: int = 64,
         for start in range(0, len(good), batch):
             chunk = good[start:start + batch]
             samples = [Sample(path=p, label=0) for p in chunk]
-            params = detector.transforms_for([content_key(p) for p in chunk], run_keys)
-            for p, score in zip(chunk, detector.score_under(samples, params)):
+            if isinstance(detector, FeaturePipelineDetector):
+                params = detector.transforms_for([content_key(p) for p in chunk], run_keys)
+                chunk_scores = detector.score_under(samples, params)
+            else:  # an image baseline: its score depends on the image alone (can_save)
+                chunk_scores = detector.score(samples)
+            for p, score in zip(chunk, chunk_scores):
                 scores[p] = float(score)
             bar.update(len(chunk))
     rows = []

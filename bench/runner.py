@@ -244,8 +244,9 @@ def run_cell(cell: Cell, *, device: str = "cpu", cache_dir: Path | None = None,
             record.info["model_file"] = str(save_model(path, detector, record, split.test,
                                                        threshold_fpr))
         else:
-            log.warning("%s: %s cannot be saved for predict (only the feature-pipeline methods "
-                        "can)", cell.cell_id, cell.method)
+            log.warning("%s: %s cannot be saved for predict (it does not implement Saveable, or "
+                        "its score of an image depends on the images scored with it)",
+                        cell.cell_id, cell.method)
     if isinstance(detector, Trained):
         record.info["loss_history"] = detector.loss_history_
     if isinstance(detector, Monitored):

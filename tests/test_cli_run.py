@@ -23,16 +23,21 @@ def bench_run(synthetic_root: Path, results: Path, *args: str) -> list[str]:
 def test_ctrl_c_exits_130_and_says_how_to_resume(synthetic_root, tmp_path):
     cmd = bench_run(synthetic_root, tmp_path, "--methods", "differnet", "--set", "epochs=100000",
                     "--no-progress")
+    # A shell's background job ignores SIGINT and a child inherits that: give the run the
+    # default disposition, as a terminal's foreground job has, whatever started pytest.
     proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+                            text=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     seen = []
-    for line in proc.stderr:  # wait until a cell is training
-        seen.append(line)
-        if "bench.runner: run " in line:
-            break
-    time.sleep(1.0)
-    proc.send_signal(signal.SIGINT)
-    _, rest = proc.communicate(timeout=180)
+    try:
+        for line in proc.stderr:  # wait until a cell is training
+            seen.append(line)
+            if "bench.runner: run " in line:
+                break
+        time.sleep(1.0)
+        proc.send_signal(signal.SIGINT)
+        _, rest = proc.communicate(timeout=180)
+    finally:
+        proc.kill()  # a run that ignored the signal must not train on after the test
     stderr = "".join(seen) + rest
     assert proc.returncode == 130, stderr
     lines = [line for line in stderr.splitlines() if line.strip()]

@@ -1,6 +1,6 @@
 """Saved models: ``predict`` gives a run's test images exactly their recorded scores, scores
 new images independently of their companions, names unreadable images and goes on, and its
-threshold comes from held-out training normals only."""
+threshold comes from held-out training normals only. The same for the image baselines."""
 
 from __future__ import annotations
 
@@ -82,3 +82,32 @@ def test_predict_command_names_an_unreadable_image_and_scores_the_rest(saved, sy
     scored = table[table["error"] == ""]
     assert len(scored) == len(table) - 1 and np.isfinite(scored["score"].astype(float)).all()
     assert set(scored["anomalous"]) <= {"True", "False"}
+
+
+@pytest.mark.parametrize("method", ["ganomaly", "dsebm", "geotrans", "adgan"])
+def test_image_baselines_are_saved_and_predict_their_recorded_scores(method, synthetic_root,
+                                                                     tmp_path):
+    result = CliRunner().invoke(cli, [
+        "run", "--suite", "smoke", "--methods", method, "--categories", "stripes", "--preset",
+        "tiny", "--set", "epochs=2", "--save-models", "--no-progress",
+        "--data-root", str(synthetic_root), "--results-dir", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    (record,) = ResultsStore(tmp_path).records()
+    model = load_model(Path(record.info["model_file"]))
+    chosen = [5, 0, 9]  # a subset, in another order: the other test images are not there
+    paths = [synthetic_root / "stripes" / "test" / record.test_files[i] for i in chosen]
+    scores = predict(model, paths, show_progress=False)["score"].to_numpy()
+    np.testing.assert_allclose(scores, [record.scores[i] for i in chosen], rtol=1e-5)
+    assert model.threshold is None  # no --validation split, so no threshold
+
+
+def test_ganomaly_with_batch_statistics_is_not_saved(synthetic_root, tmp_path, caplog):
+    result = CliRunner().invoke(cli, [
+        "run", "--suite", "smoke", "--methods", "ganomaly", "--categories", "stripes",
+        "--preset", "tiny", "--set", "epochs=1", "--set", "score_batch_stats=true",
+        "--save-models", "--no-progress", "--data-root", str(synthetic_root),
+        "--results-dir", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    (record,) = ResultsStore(tmp_path).records()
+    assert "model_file" not in record.info and not (tmp_path / "models").exists()
+    assert "cannot be saved" in caplog.text

@@ -73,3 +73,17 @@ def test_unknown_category(tmp_path):
 def test_ensure_dataset_generates(tmp_path):
     ensure_dataset("synthetic", tmp_path / "syn")
     assert sorted(p.name for p in (tmp_path / "syn").iterdir()) == ["blobs", "stripes"]
+
+
+def test_smudge_wipes_the_texture_and_keeps_the_intensity(tmp_path):
+    root = make_synthetic(tmp_path, categories=("stripes",), defects=("smudge",), **SMALL)
+    split = load_split("synthetic", "stripes", root)
+    assert sorted({s.defect for s in split.test}) == ["good", "smudge"]
+    for sample in (s for s in split.test if s.label == 1):
+        gray = np.asarray(Image.open(sample.path).convert("L"), dtype=float)
+        mask = np.asarray(Image.open(sample.mask_path)) > 0
+        # Inside: flat up to the pixel noise; the stripes outside swing far more, about the same mean.
+        assert gray[mask].std() < 0.3 * gray[~mask].std()
+        assert abs(gray[mask].mean() - gray[~mask].mean()) < 0.2 * gray[~mask].std() + 10
+    with pytest.raises(BenchError, match="no synthetic defect 'dent'"):
+        make_synthetic(tmp_path / "x", defects=("dent",), **SMALL)

@@ -4,6 +4,9 @@ Each category is a family of textures ("stripes": oriented sinusoidal stripes, "
 gaussian blobs on a noisy background) with per-image jitter; test images carry one defect,
 "scratch" (a thin bright or dark line) or "spot" (a filled disc of another intensity), each
 covering only a few percent of the image so that mean brightness alone does not give it away.
+On request a third kind, "smudge": a disc where the texture is wiped out and replaced by its own
+mean intensity. It changes texture, not intensity, so a per-pixel intensity reference (the
+distance to the mean training image) cannot find it; a detector must see the missing pattern.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from bench.data.base import NORMAL, DatasetSpec
 from bench.data.folder import folder_loader, is_category_dir, list_categories
 from bench.errors import BenchError
 
-DEFECTS = ("scratch", "spot")
+DEFECTS = ("scratch", "spot")  # the default set; "smudge" is made only when asked for
 
 
 def _stripes(rng: np.random.Generator, size: int) -> np.ndarray:
@@ -69,7 +72,7 @@ def _spot(rng: np.random.Generator, size: int) -> np.ndarray:
     return (yy - cy) ** 2 + (xx - cx) ** 2 <= radius**2
 
 
-_DEFECT_MASKS = {"scratch": _scratch, "spot": _spot}
+_DEFECT_MASKS = {"scratch": _scratch, "spot": _spot, "smudge": _spot}
 
 
 def _render(rng: np.random.Generator, category: str, size: int, defect: str | None
@@ -79,8 +82,10 @@ def _render(rng: np.random.Generator, category: str, size: int, defect: str | No
     mask = None
     if defect is not None:
         mask = _DEFECT_MASKS[defect](rng, size)
-        # Bright or dark at random, so the defect does not shift the mean one way.
-        level = gray[mask].mean() + rng.choice([-1, 1]) * rng.uniform(0.3, 0.4)
+        level = gray[mask].mean()
+        if defect != "smudge":
+            # Bright or dark at random, so the defect does not shift the mean one way.
+            level += rng.choice([-1, 1]) * rng.uniform(0.3, 0.4)
         gray = np.where(mask, level, gray)
     rgb = gray[..., None] * np.asarray(tint) + rng.normal(0, 0.03, (size, size, 3))
     return (np.clip(rgb, 0, 1) * 255).round().astype(np.uint8), mask
@@ -109,6 +114,7 @@ def make_synthetic(
     n_test_defect: int = 16,
     size: int = 128,
     seed: int = 0,
+    defects: tuple[str, ...] = DEFECTS,
 ) -> Path:
     """Write MVTec-style synthetic categories under ``root`` and return ``root``.
 
@@ -118,10 +124,13 @@ def make_synthetic(
     unknown = [c for c in categories if c not in TEXTURES]
     if unknown:
         raise BenchError(f"no synthetic category {unknown[0]!r}; choose from {', '.join(TEXTURES)}.")
+    unknown = [d for d in defects if d not in _DEFECT_MASKS]
+    if unknown:
+        raise BenchError(f"no synthetic defect {unknown[0]!r}; choose from {', '.join(_DEFECT_MASKS)}.")
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     counts = {("train", NORMAL): n_train, ("test", NORMAL): n_test_good}
-    counts.update({("test", d): n_test_defect for d in DEFECTS})
+    counts.update({("test", d): n_test_defect for d in defects})
     # Built in a hidden temporary folder and renamed into place: a folder that exists is whole.
     work = Path(tempfile.mkdtemp(prefix=".synthetic-", dir=root))
     try:
