@@ -14,7 +14,7 @@ import torchvision.transforms.v2.functional as TF
 
 from bench.data.base import Sample
 from bench.data.imagecache import ImageCache
-from bench.registry import RunContext
+from bench.registry import AttributeState, RunContext
 
 
 def load_images(samples: Sequence[Sample], size: int, channels: int = 3,
@@ -88,7 +88,7 @@ def batches(n: int, batch_size: int, rng: np.random.Generator | None = None,
             yield idx
 
 
-class ImageBaseline:
+class ImageBaseline(AttributeState):
     """Base of the image baselines: hyperparameters in ``config``, the run in ``context``.
 
     Saveable (``run --save-models``, ``bench.py predict``): the learned state is every attribute
@@ -97,12 +97,6 @@ class ImageBaseline:
     def __init__(self, config: Any, context: RunContext | None = None):
         self.config = config
         self.context = context or RunContext()
-
-    def get_state(self) -> dict:
-        return {k: v for k, v in vars(self).items() if k.endswith("_")}
-
-    def set_state(self, state: dict) -> None:
-        vars(self).update(state)
 
     def scores_alone(self) -> bool:
         """Whether an image's score depends on that image and the seed only, not on the images

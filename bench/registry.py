@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -78,6 +78,19 @@ class Saveable(Protocol):
     def get_state(self) -> dict: ...
 
     def set_state(self, state: dict) -> None: ...
+
+
+class AttributeState:
+    """``Saveable`` by attributes: the learned state is every attribute ending in ``_`` (the
+    scikit-learn convention), except those named in ``NOT_SAVED``."""
+
+    NOT_SAVED: ClassVar[frozenset[str]] = frozenset()
+
+    def get_state(self) -> dict:
+        return {k: v for k, v in vars(self).items() if k.endswith("_") and k not in self.NOT_SAVED}
+
+    def set_state(self, state: dict) -> None:
+        vars(self).update(state)
 
 
 @dataclass

@@ -21,14 +21,16 @@ from bench.features.bank import cached, extract, feature_cache_key
 from bench.features.engines import Engine, shared_engine
 from bench.features.extractor import MultiScaleExtractor
 from bench.features.transforms import test_transforms, train_transforms
-from bench.registry import RunContext
+from bench.registry import AttributeState, RunContext
 
 # Independent random streams of one cell, all derived from the cell seed.
 STREAM_TRAIN_TRANSFORMS, STREAM_TEST_TRANSFORMS, STREAM_EPOCHS = 1, 2, 3
 
 
-class FeaturePipelineDetector:
+class FeaturePipelineDetector(AttributeState):
     """Base class: subclasses implement ``_fit_density(bank)`` and ``_score_features(feats)``."""
+
+    NOT_SAVED = frozenset({"extractor_"})  # the frozen backbone comes from where the run got it
 
     def __init__(self, config: FeatureConfig, context: RunContext | None = None):
         self.config = config
@@ -101,13 +103,6 @@ class FeaturePipelineDetector:
         return self.score_transforms(test).mean(axis=1)
 
     # -- a saved model (run --save-models, bench.py predict) ---------------------------------
-    def get_state(self) -> dict:
-        """The learned state (attributes ending in ``_``), without the frozen backbone."""
-        return {k: v for k, v in vars(self).items() if k.endswith("_") and k != "extractor_"}
-
-    def set_state(self, state: dict) -> None:
-        vars(self).update(state)
-
     def transforms_for(self, keys: Sequence[str], run_keys: Sequence[str]) -> np.ndarray:
         """Test transforms (n, n_test, 3) for images named by content ``keys``: an image the run
         scored gets exactly the transforms it was scored under (its row among ``run_keys``, the
