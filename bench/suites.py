@@ -42,6 +42,9 @@ class Suite:
     # also reports a validation AUROC (bench/data/validation.py); None: no validation split.
     validation: str | None = None
     overrides: dict[str, Any] = field(default_factory=dict)
+    # How a generated dataset is made (synthetic: bench.data.synthetic.OPTIONS); used only when
+    # its categories are not on disk yet.
+    dataset_options: dict[str, Any] = field(default_factory=dict)
     # Named config variants run side by side (e.g. Table 3's A-G): name -> overrides.
     variants: dict[str, dict[str, Any]] = field(default_factory=dict)
     # Defaults for how the cells run (bench.executors.ExecutorOptions' fields: kind, jobs,
@@ -139,7 +142,7 @@ def plan(suite: Suite, *, data_root: Path | None = None) -> list[Cell]:
                          f"{', '.join(VALIDATIONS)} or leave it out.")
     root = Path(data_root or suite.data_root)
     categories = suite.categories or _categories_on_disk(suite.dataset, root)
-    ensure_dataset(suite.dataset, root, categories)
+    ensure_dataset(suite.dataset, root, categories, suite.dataset_options)
     categories = categories or dataset_categories(suite.dataset, root)
     variants = suite.variants or {None: {}}
     fields = {m: {f.name for f in dataclasses.fields(get_method(m).config_cls)} for m in suite.methods}

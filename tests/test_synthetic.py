@@ -11,6 +11,7 @@ from PIL import Image
 from bench.data import ensure_dataset, load_split
 from bench.data.synthetic import make_synthetic
 from bench.errors import BenchError
+from bench.suites import load_suite, plan
 
 SMALL = {"n_train": 4, "n_test_good": 3, "n_test_defect": 2, "size": 64}
 
@@ -87,3 +88,35 @@ def test_smudge_wipes_the_texture_and_keeps_the_intensity(tmp_path):
         assert abs(gray[mask].mean() - gray[~mask].mean()) < 0.2 * gray[~mask].std() + 10
     with pytest.raises(BenchError, match="no synthetic defect 'dent'"):
         make_synthetic(tmp_path / "x", defects=("dent",), **SMALL)
+
+
+def _mask_areas(root: Path) -> list[float]:
+    return [(np.asarray(Image.open(p)) > 0).mean() for p in sorted(root.rglob("*_mask.png"))]
+
+
+def test_defect_scale_widens_the_defects_only(tmp_path):
+    small = make_synthetic(tmp_path / "x1", categories=("blobs",), **SMALL)
+    large = make_synthetic(tmp_path / "x3", categories=("blobs",), defect_scale=3, **SMALL)
+    # Same random draws, so each defect grows in place: spots by about 9x, scratches about 3x.
+    for a, b in zip(_mask_areas(small), _mask_areas(large), strict=True):
+        assert b > 2.5 * a
+    before, after = files(small), files(large)
+    train = {k for k in before if "/train/" in k}
+    assert train and all(before[k] == after[k] for k in train)
+    with pytest.raises(BenchError, match="defect_scale must be positive"):
+        make_synthetic(tmp_path / "x0", defect_scale=0, **SMALL)
+
+
+def test_suite_dataset_options_make_the_data(tmp_path):
+    suite = tmp_path / "mine.toml"
+    suite.write_text('dataset = "synthetic"\nmethods = ["knn"]\ncategories = ["blobs"]\n'
+                     '[dataset_options]\nn_train = 3\nn_test_defect = 2\nsize = 32\n'
+                     'defects = ["spot"]\n')
+    plan(load_suite(str(suite)), data_root=tmp_path / "data")
+    split = load_split("synthetic", "blobs", tmp_path / "data")
+    assert len(split.train) == 3 and sorted(s.defect for s in split.test if s.label) == ["spot"] * 2
+    suite.write_text(suite.read_text().replace("size = 32", "colour = 1"))
+    with pytest.raises(BenchError, match="unknown synthetic dataset option.*colour"):
+        plan(load_suite(str(suite)), data_root=tmp_path / "other")
+    with pytest.raises(BenchError, match="takes no dataset_options"):
+        ensure_dataset("mtd", tmp_path / "mtd", options={"size": 32})

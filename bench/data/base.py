@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -73,7 +74,8 @@ class DatasetSpec:
 
     ``load`` reads one category's split from the data root (``category``, ``seed`` and the
     dataset's split ``variant``); ``prepare`` makes categories that are generated rather than
-    downloaded. A new dataset is one module that defines a ``SPEC`` (and one suite file).
+    downloaded, called with the data root, the categories wanted (None: all) and a suite's
+    ``dataset_options``. A new dataset is one module that defines a ``SPEC`` (and one suite file).
     """
 
     name: str
@@ -81,7 +83,7 @@ class DatasetSpec:
     photometric: bool  # Sec. 4.2: brightness/contrast transforms were used for MTD only
     load: Callable[..., Split]
     download: DownloadInfo | None = None
-    prepare: Callable[[Path, tuple[str, ...] | None], None] | None = None
+    prepare: Callable[[Path, tuple[str, ...] | None, dict[str, Any]], None] | None = None
     # Names accepted besides ``categories`` (MVTec's "all", the 15 categories pooled), and the
     # categories each needs on disk.
     extra_categories: dict[str, tuple[str, ...]] = field(default_factory=dict)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
 from bench.data.base import DatasetSpec, Split, few_shot
 from bench.data.download import import_dataset
@@ -54,13 +55,18 @@ def download_dataset(name: str, data_root: Path, source: str | None = None, *,
                           progress=progress)
 
 
-def ensure_dataset(name: str, data_root: Path, categories: list[str] | None = None) -> None:
-    """Make sure the categories needed are on disk: use what is there, else download or generate."""
+def ensure_dataset(name: str, data_root: Path, categories: list[str] | None = None,
+                   options: dict[str, Any] | None = None) -> None:
+    """Make sure the categories needed are on disk: use what is there, else download or generate
+    (a generated dataset with a suite's ``options``)."""
     spec = get_spec(name)
     data_root = Path(data_root)
     if spec.prepare is not None:
-        spec.prepare(data_root, tuple(categories) if categories else None)
+        spec.prepare(data_root, tuple(categories) if categories else None, options or {})
         return
+    if options:
+        raise BenchError(f"dataset {name!r} is not generated and takes no dataset_options; "
+                         "remove them from the suite.")
     needed = list(categories or spec.categories or [])
     for extra, members in spec.extra_categories.items():
         if extra in needed:
