@@ -165,13 +165,11 @@ def prepare_synthetic(data_root: Path, categories: tuple[str, ...] | None,
                       options: dict[str, Any] | None = None) -> None:
     """Generate on demand: the categories asked for, or all of them into an empty root, with a
     suite's ``options`` (``OPTIONS``). Categories already on disk are used as they are."""
-    options = dict(options or {})
+    options = options or {}
     unknown = sorted(set(options) - set(OPTIONS))
     if unknown:
         raise BenchError(f"unknown synthetic dataset option(s) {', '.join(unknown)}; the options "
                          f"are {', '.join(OPTIONS)}.")
-    if "defects" in options:
-        options["defects"] = tuple(options["defects"])
     data_root = Path(data_root)
     wanted = [c for c in (categories or TEXTURES) if not is_category_dir(data_root / c)]
     if wanted and (categories or not data_root.is_dir() or not list_categories(data_root)):
