@@ -60,13 +60,13 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, grad, vmap
 
-from baselines.common import ImageBaseline, batches, mean_over_batches, seeded
-from baselines.ganomaly import DCGANDecoder, DCGANEncoder, dcgan_init
+from baselines.common import ImageBaseline, batches, seeded
+from baselines.ganomaly import DCGANDecoder, DCGANEncoder, gan_pair
 from bench.data.base import Sample
 from bench.data.imagecache import content_key
 from bench.progress import progress
 from bench.registry import register_method
-from bench.training import Training, run_training
+from bench.training import Training, mean_over_batches, optimizer_step, run_training
 
 LATENT_STREAM = 7  # the search's starting latents: a stream of the cell seed of their own
 NOTE = ("substitute: follows Deecke et al., 'Image Anomaly Detection with Generative "
@@ -151,9 +151,6 @@ ADGAN_PRESETS = {
     # For tests: 64 x 64, 16 base channels, 40 epochs of batch 16; 2 seeds of 8 steps.
     "tiny": dict(width=16, epochs=40, batch_size=16, seeds=2, search_steps=8),
 }
-# The cpu preset is DifferNet's: for an image baseline it is its fast one (no transform
-# protocol to keep), so one --preset cpu runs a whole suite.
-ADGAN_PRESETS["cpu"] = ADGAN_PRESETS["fast"]
 
 
 @register_method(
@@ -171,13 +168,8 @@ class ADGAN(ImageBaseline):
             latent = torch.Generator().manual_seed(self.context.seed)
             self.generator_ = DCGANDecoder(cfg.image_size, self.channels_, cfg.latent_dim, cfg.width)
             self.discriminator_ = DCGANEncoder(cfg.image_size, self.channels_, 1, cfg.width)
-            self.generator_.apply(dcgan_init)
-            self.discriminator_.apply(dcgan_init)
-            self.generator_.to(device)
-            self.discriminator_.to(device)
-            betas = (cfg.beta1, 0.999)
-            opt_g = torch.optim.Adam(self.generator_.parameters(), lr=cfg.lr, betas=betas)
-            opt_d = torch.optim.Adam(self.discriminator_.parameters(), lr=cfg.lr, betas=betas)
+            opt_g, opt_d = gan_pair(self.generator_, self.discriminator_, device, cfg.lr,
+                                    cfg.beta1)
 
             def epoch(_i: int) -> float:
                 return mean_over_batches(
@@ -214,15 +206,9 @@ class ADGAN(ImageBaseline):
         logit_fake = d(fake.detach()).flatten()
         loss_d = (F.binary_cross_entropy_with_logits(logit_real, torch.ones_like(logit_real))
                   + F.binary_cross_entropy_with_logits(logit_fake, torch.zeros_like(logit_fake)))
-        opt_d.zero_grad(set_to_none=True)
-        loss_d.backward()
-        opt_d.step()
+        optimizer_step(opt_d, loss_d)
         logit = d(fake).flatten()
-        loss_g = F.binary_cross_entropy_with_logits(logit, torch.ones_like(logit))
-        opt_g.zero_grad(set_to_none=True)
-        loss_g.backward()
-        opt_g.step()
-        return loss_g.item()
+        return optimizer_step(opt_g, F.binary_cross_entropy_with_logits(logit, torch.ones_like(logit)))
 
     def score(self, test: Sequence[Sample]) -> np.ndarray:
         """Mean reconstruction error over seeds after the latent (and generator) search."""

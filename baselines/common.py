@@ -5,7 +5,7 @@ the constructor and first step of ``fit`` (``ImageBaseline``)."""
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -68,15 +68,6 @@ def load_test_images(samples: Sequence[Sample], size: int, channels: int,
     return to_channels(load_images(samples, size, 3, cache), channels)
 
 
-def mean_over_batches(indices: Iterable[np.ndarray], step: Callable[[np.ndarray], float]) -> float:
-    """One epoch's loss: ``step(idx)`` for every batch of indices, averaged over the images
-    (each batch weighted by its size)."""
-    total, seen = 0.0, 0
-    for idx in indices:
-        total, seen = total + step(idx) * len(idx), seen + len(idx)
-    return total / max(seen, 1)
-
-
 def batches(n: int, batch_size: int, rng: np.random.Generator | None = None,
             min_size: int = 1) -> Iterator[np.ndarray]:
     """Index batches over ``range(n)``, shuffled by ``rng`` when given; batches smaller than
@@ -103,6 +94,11 @@ class ImageBaseline(AttributeState):
         scored with it: then a saved model scores a new image as the run scored its test set."""
         return True
 
+    def score_new(self, samples: Sequence[Sample], run_keys: Sequence[str]) -> np.ndarray:
+        """``bench.registry.Predictor``: an image baseline scores an image the same wherever it
+        comes (``scores_alone``), so the run's test images need no special treatment."""
+        return self.score(samples)
+
     def _load_train(self, train: Sequence[Sample], follows: str, **info: Any) -> torch.Tensor:
         """The training images at the config's size; sets ``channels_`` and ``train_files_``
         and records in the run's info what was trained on and which paper the method follows."""
@@ -118,5 +114,5 @@ class ImageBaseline(AttributeState):
         return load_test_images(test, self.config.image_size, self.channels_, self._image_cache())
 
     def _image_cache(self) -> ImageCache:
-        cache = self.context.cache_dir
-        return ImageCache(None if cache is None else cache / "images")
+        caches = self.context.caches
+        return ImageCache(None if caches is None else caches.images)

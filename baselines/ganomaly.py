@@ -78,10 +78,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from baselines.common import ImageBaseline, batches, mean_over_batches, seeded
+from baselines.common import ImageBaseline, batches, seeded
 from bench.data.base import Sample
 from bench.registry import register_method
-from bench.training import Training, run_training
+from bench.training import Training, mean_over_batches, optimizer_step, run_training
 
 # -- the DCGAN nets that GANomaly and ADGAN share --------------------------------------------
 
@@ -89,6 +89,18 @@ from bench.training import Training, run_training
 def check_image_size(size: int) -> None:
     if size < 16 or size & (size - 1):
         raise ValueError(f"image_size must be a power of two of at least 16, got {size}")
+
+
+def gan_pair(generator: nn.Module, discriminator: nn.Module, device: str, lr: float,
+             beta1: float) -> tuple[torch.optim.Adam, torch.optim.Adam]:
+    """A generator and a discriminator initialised as DCGAN's (in that order, from torch's
+    generator) on ``device``, and their Adam optimisers (beta2 0.999, as DCGAN)."""
+    for net in (generator, discriminator):
+        net.apply(dcgan_init)
+        net.to(device)
+    betas = (beta1, 0.999)
+    return (torch.optim.Adam(generator.parameters(), lr=lr, betas=betas),
+            torch.optim.Adam(discriminator.parameters(), lr=lr, betas=betas))
 
 
 def dcgan_init(module: nn.Module) -> None:
@@ -208,9 +220,6 @@ GANOMALY_PRESETS = {
     # images of a test need more passes; 64 pixels keep the synthetic defects visible).
     "tiny": dict(width=8, latent_dim=32, epochs=40, batch_size=16),
 }
-# The cpu preset is DifferNet's: for an image baseline it is its fast one (no transform
-# protocol to keep), so one --preset cpu runs a whole suite.
-GANOMALY_PRESETS["cpu"] = GANOMALY_PRESETS["fast"]
 
 
 @register_method(
@@ -228,13 +237,8 @@ class Ganomaly(ImageBaseline):
             self.generator_ = GanomalyGenerator(cfg.image_size, self.channels_, cfg.latent_dim,
                                                 cfg.width)
             self.discriminator_ = GanomalyDiscriminator(cfg.image_size, self.channels_, cfg.width)
-            self.generator_.apply(dcgan_init)
-            self.discriminator_.apply(dcgan_init)
-            self.generator_.to(device)
-            self.discriminator_.to(device)
-            betas = (cfg.beta1, 0.999)
-            opt_g = torch.optim.Adam(self.generator_.parameters(), lr=cfg.lr, betas=betas)
-            opt_d = torch.optim.Adam(self.discriminator_.parameters(), lr=cfg.lr, betas=betas)
+            opt_g, opt_d = gan_pair(self.generator_, self.discriminator_, device, cfg.lr,
+                                    cfg.beta1)
             self.d_reinits_ = 0
 
             def epoch(_i: int) -> float:
@@ -280,22 +284,17 @@ class Ganomaly(ImageBaseline):
         loss_g = (cfg.w_adv * F.mse_loss(feat_fake, feat_real.detach())
                   + cfg.w_con * F.l1_loss(x_hat, x)
                   + cfg.w_enc * F.mse_loss(z_hat, z))
-        opt_g.zero_grad(set_to_none=True)
-        loss_g.backward()
-        opt_g.step()
+        loss_g_value = optimizer_step(opt_g, loss_g)
 
         logit_real, _ = d(x)
         logit_fake, _ = d(x_hat.detach())
         loss_d = 0.5 * (
             F.binary_cross_entropy_with_logits(logit_real, torch.ones_like(logit_real))
             + F.binary_cross_entropy_with_logits(logit_fake, torch.zeros_like(logit_fake)))
-        opt_d.zero_grad(set_to_none=True)
-        loss_d.backward()
-        opt_d.step()
-        if loss_d.item() < cfg.d_reinit_below:  # the reference code's guard against a perfect D
+        if optimizer_step(opt_d, loss_d) < cfg.d_reinit_below:  # the reference code's guard against a perfect D
             self.discriminator_.apply(dcgan_init)
             self.d_reinits_ += 1
-        return loss_g.item()
+        return loss_g_value
 
     def scores_alone(self) -> bool:
         return not self.config.score_batch_stats  # batch statistics mix an image's companions in

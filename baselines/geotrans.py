@@ -60,7 +60,7 @@ from torch import nn
 from baselines.common import ImageBaseline, batches, seeded
 from bench.data.base import Sample
 from bench.registry import register_method
-from bench.training import Training, run_training
+from bench.training import Training, mean_over_batches, optimizer_step, run_training
 
 # (flip, tx, ty, k): 2 x 3 x 3 x 4 = 72 transformations, in the authors' nesting order.
 TRANSFORMS: tuple[tuple[bool, int, int, int], ...] = tuple(
@@ -229,9 +229,6 @@ GEOTRANS_PRESETS = {
     # For tests: 32 x 32, WRN-10-1, 2 epochs, batch 64.
     "tiny": dict(image_size=32, depth=10, width=1, epochs=2, batch_size=64),
 }
-# The cpu preset is DifferNet's: for an image baseline it is its fast one (no transform
-# protocol to keep), so one --preset cpu runs a whole suite.
-GEOTRANS_PRESETS["cpu"] = GEOTRANS_PRESETS["fast"]
 
 
 @register_method(
@@ -258,17 +255,15 @@ class GeoTrans(ImageBaseline):
             pairs = np.stack(np.meshgrid(np.arange(len(images)), np.arange(k), indexing="ij"),
                              axis=-1).reshape(-1, 2)
 
+            def batch_loss(idx: np.ndarray) -> float:
+                img_idx, t_idx = pairs[idx, 0], pairs[idx, 1]
+                x = transform_batch(images[img_idx], t_idx, translation_pixels(cfg)).to(device)
+                loss = F.cross_entropy(self.classifier_(x), torch.from_numpy(t_idx).to(device))
+                return optimizer_step(optimizer, loss)
+
             def epoch(_i: int) -> float:
-                total = 0.0
-                for idx in batches(len(pairs), cfg.batch_size, rng, min_size=2):
-                    img_idx, t_idx = pairs[idx, 0], pairs[idx, 1]
-                    x = transform_batch(images[img_idx], t_idx, translation_pixels(cfg)).to(device)
-                    loss = F.cross_entropy(self.classifier_(x), torch.from_numpy(t_idx).to(device))
-                    optimizer.zero_grad(set_to_none=True)
-                    loss.backward()
-                    optimizer.step()
-                    total += loss.item() * len(idx)
-                return total / len(pairs)
+                return mean_over_batches(batches(len(pairs), cfg.batch_size, rng, min_size=2),
+                                         batch_loss)
 
             self.loss_history_: list[float] = run_training(Training(
                 desc="GeoTrans epochs", loss_name="GeoTrans's classifier loss",

@@ -29,30 +29,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from sklearn.decomposition import PCA
 from sklearn.neighbors import NearestNeighbors
-from sklearn.preprocessing import StandardScaler
 
-from bench.config import PRESETS, FeatureConfig
-from bench.features.pipeline import FeaturePipelineDetector
+from bench.config import FeatureConfig
+from bench.features.pipeline import (
+    FeaturePipelineDetector,
+    feature_presets,
+    fit_zscore_pca,
+    zscore_pca,
+)
 from bench.registry import register_method
-
-# The feature fields of DifferNet's presets: with the same values the feature bank and the
-# test features are the same arrays (same cache key, same seeded transform streams), so a run
-# of DifferNet and 1-NN extracts features once.
-FEATURE_FIELDS = frozenset(f for f in FeatureConfig.__dataclass_fields__)
-
-
-def feature_presets(extra: dict[str, dict] | None = None) -> dict[str, dict]:
-    """DifferNet's presets restricted to the shared feature fields, plus ``extra`` overrides."""
-    extra = extra or {}
-    out = {}
-    for name, values in PRESETS["differnet"].items():
-        if name not in ("paper", "fast", "cpu", "tiny"):
-            continue
-        shared = {k: v for k, v in values.items() if k in FEATURE_FIELDS}
-        out[name] = {**shared, **extra.get(name, {})}
-    return out
 
 
 @dataclass(frozen=True)
@@ -76,20 +62,15 @@ class KNN(FeaturePipelineDetector):
     config: KNNConfig
 
     def _project(self, flat: np.ndarray) -> np.ndarray:
-        x = flat.astype(np.float64)
-        if self.scaler_ is not None:
-            x = self.scaler_.transform(x)
-        return self.pca_.transform(x)
+        return zscore_pca(flat, self.scaler_, self.pca_)
 
     def _fit_density(self, bank: np.ndarray) -> None:
-        flat = bank.reshape(-1, bank.shape[-1]).astype(np.float64)
-        self.scaler_ = StandardScaler().fit(flat) if self.config.standardize else None
-        x = self.scaler_.transform(flat) if self.scaler_ is not None else flat
-        n_components = min(self.config.pca_components, x.shape[0], x.shape[1])
-        # svd_solver="full" is exact and deterministic (no randomised SVD).
-        self.pca_ = PCA(n_components=n_components, svd_solver="full").fit(x)
-        self.index_ = NearestNeighbors(n_neighbors=self.config.n_neighbors).fit(self.pca_.transform(x))
-        self.context.info["knn_pca_components"] = int(n_components)
+        flat = bank.reshape(-1, bank.shape[-1])
+        self.scaler_, self.pca_ = fit_zscore_pca(flat, self.config.standardize,
+                                                 self.config.pca_components)
+        x = self._project(flat)
+        self.index_ = NearestNeighbors(n_neighbors=self.config.n_neighbors).fit(x)
+        self.context.info["knn_pca_components"] = int(x.shape[1])
         self.context.info["knn_train_features"] = int(x.shape[0])
 
     def _score_features(self, feats: np.ndarray) -> np.ndarray:

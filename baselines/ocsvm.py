@@ -36,15 +36,18 @@ a long time on a CPU; ``fast`` (4 per image) takes seconds.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
-from sklearn.decomposition import PCA
-from sklearn.preprocessing import StandardScaler
 from sklearn.svm import OneClassSVM
 
-from baselines.knn import feature_presets
 from bench.config import FeatureConfig
-from bench.features.pipeline import FeaturePipelineDetector
+from bench.features.pipeline import (
+    FeaturePipelineDetector,
+    feature_presets,
+    fit_zscore_pca,
+    zscore_pca,
+)
 from bench.registry import register_method
 
 
@@ -52,9 +55,9 @@ from bench.registry import register_method
 class OCSVMConfig(FeatureConfig):
     """One-class SVM on the shared features (Sec. 4.3, [2]). Feature fields are DifferNet's."""
 
-    kernel: str = "rbf"  # Andrews et al. [2]: RBF kernel
+    kernel: Literal["rbf", "linear", "poly", "sigmoid"] = "rbf"  # Andrews et al. [2]: RBF kernel
     nu: float = 0.1  # paper silent; ours (see the module docstring)
-    gamma: str | float = "scale"  # paper silent; 1 / (n_features * Var(X)) after the z-score
+    gamma: Literal["scale", "auto"] | float = "scale"  # paper silent; 1 / (n_features * Var(X)) after the z-score
     standardize: bool = True  # ours: z-score as for 1-NN (Sec. 4.3)
     pca_components: int | None = None  # ours: no PCA (the paper names it for 1-NN only)
     cache_size_mb: float = 1024.0  # libsvm kernel cache: speed only
@@ -73,22 +76,12 @@ class OCSVM(FeaturePipelineDetector):
     config: OCSVMConfig
 
     def _prepare(self, flat: np.ndarray) -> np.ndarray:
-        x = flat.astype(np.float64)
-        if self.scaler_ is not None:
-            x = self.scaler_.transform(x)
-        if self.pca_ is not None:
-            x = self.pca_.transform(x)
-        return x
+        return zscore_pca(flat, self.scaler_, self.pca_)
 
     def _fit_density(self, bank: np.ndarray) -> None:
         cfg = self.config
-        flat = bank.reshape(-1, bank.shape[-1]).astype(np.float64)
-        self.scaler_ = StandardScaler().fit(flat) if cfg.standardize else None
-        self.pca_ = None
-        if cfg.pca_components:
-            x = self.scaler_.transform(flat) if self.scaler_ is not None else flat
-            n_components = min(cfg.pca_components, x.shape[0], x.shape[1])
-            self.pca_ = PCA(n_components=n_components, svd_solver="full").fit(x)
+        flat = bank.reshape(-1, bank.shape[-1])
+        self.scaler_, self.pca_ = fit_zscore_pca(flat, cfg.standardize, cfg.pca_components)
         x = self._prepare(flat)
         self.svm_ = OneClassSVM(kernel=cfg.kernel, nu=cfg.nu, gamma=cfg.gamma,
                                 cache_size=cfg.cache_size_mb).fit(x)

@@ -15,10 +15,18 @@ import json
 import math
 import types
 import typing
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from bench.errors import BenchError
+
+# String fields with a fixed set of values are Literal types: a --set or suite value outside
+# the set is refused with the other checks, before any cell runs (``check_override_types``).
+Engine = Literal["auto", "torch", "onnxruntime", "openvino"]
+Precision = Literal["fp32", "bf16", "fp16"]
+ResizeMode = Literal["bilinear", "bicubic", "nearest", "area"]
+Interpolation = Literal["bilinear", "bicubic", "nearest"]
 
 
 @dataclass(frozen=True)
@@ -31,29 +39,29 @@ class FeatureConfig:
     backbone_stage: int | None = None
     image_size: int = 448  # Sec. 4.2: largest input size 448 x 448
     scales: tuple[int, ...] = (448, 224, 112)  # Sec. 4.2: 3 scales -> 3 x 256 = 768 features
-    downscale_mode: str = "bilinear"  # paper silent; the original code used nearest (F.interpolate)
+    downscale_mode: ResizeMode = "bilinear"  # paper silent; the original code used nearest (F.interpolate)
     rotation_degrees: float = 360.0  # Sec. 4.2: rotations uniform in [0, 2 pi]
     # "uniform": Sec. 4.2's angles; "right_angles" (ours, for the offline backbone): multiples
     # of 90 degrees, each image cycling through them, so no black corners enter the features.
-    rotation_mode: str = "uniform"
+    rotation_mode: Literal["uniform", "right_angles"] = "uniform"
     # Sec. 4.2: brightness and contrast factors uniform in [0.85, 1.15], for MTD only.
     # None = decided by the dataset (DatasetSpec.photometric); True/False forces it.
     photometric: bool | None = None
     photometric_range: tuple[float, float] = (0.85, 1.15)  # Sec. 4.2
-    rotation_interpolation: str = "bilinear"  # paper silent; torchvision's RandomRotation: nearest
+    rotation_interpolation: Interpolation = "bilinear"  # paper silent; torchvision's RandomRotation: nearest
     multi_scale: bool = True  # Table 3 (A, B: off)
     train_transforms: bool = True  # Table 3 (A, C: off)
     n_test_transforms: int = 64  # Sec. 4.5, Table 3 G: 64 (1 = the untransformed image only)
-    test_transform_mode: str = "random"  # random draws as the original code; "even": evenly spaced rotations
+    test_transform_mode: Literal["random", "even"] = "random"  # random draws as the original code; "even": evenly spaced rotations
     # Ours: training transforms are drawn once per image and their features kept in a bank, since
     # the extractor is frozen. "recompute" draws fresh transforms every epoch as the original code.
-    feature_mode: str = "bank"
+    feature_mode: Literal["bank", "recompute"] = "bank"
     n_bank_transforms: int = 64  # transforms per training image in the bank (ours)
     # How the frozen extractor runs; neither is a paper hyperparameter. The engine changes
     # features only at float rounding (1e-6 relative), so it is not part of a cell's identity;
     # reduced precision changes them by a few percent, so it is. See bench/features/engines.py.
-    extractor_engine: str = "auto"  # auto | torch | onnxruntime | openvino
-    extractor_precision: str = "fp32"  # fp32 | bf16 | fp16 (CUDA); fp32 is the paper's
+    extractor_engine: Engine = "auto"
+    extractor_precision: Precision = "fp32"  # fp16 on CUDA only; fp32 is the paper's
     extract_batch_size: int = 16  # throughput only (and memory: the engine holds a batch of activations)
 
 
@@ -78,7 +86,7 @@ class DifferNetConfig(FeatureConfig):
     batch_size: int = 96  # Sec. 4.2
     transforms_per_image: int = 4  # per epoch; the original code (paper silent): 24 images x 4
     loss_per_dim: bool = False  # original code divides the loss by the feature dimension
-    score: str = "latent_nll"  # Eq. 5: mean over transforms of -log p_Z(z); "nll" adds log|det J|
+    score: Literal["latent_nll", "nll"] = "latent_nll"  # Eq. 5: mean over transforms of -log p_Z(z); "nll" adds log|det J|
     eval_every: int = 0  # epochs between test-set evaluations (0 = only after the last epoch)
     localize_sigma: float = 4.0  # Sec. 3.3 Eq. 7: Gaussian blur of the gradient maps (paper silent on sigma)
     localize_rotations: int = 4  # Sec. 3.3: maps of several rotations, rotated back and averaged
@@ -118,7 +126,8 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
             image_size=64, scales=(64, 32, 16), n_bank_transforms=4, n_test_transforms=4,
             n_coupling_blocks=2, subnet_hidden=64, epochs=25, batch_size=32, min_steps=0,
         ),
-        # The original code's values where it departs from the paper text (DESIGN.md).
+        # The original code's values where it departs from the paper text (the authors'
+        # repository, github.com/marco-rudolph/differnet: its config.py and train.py).
         "code": dict(
             adam_betas=(0.8, 0.8), adam_eps=1e-4, weight_decay=1e-5, loss_per_dim=True,
             downscale_mode="nearest", rotation_interpolation="nearest", eval_every=8,
@@ -128,6 +137,33 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
 }
 
 REDUCED_PRESETS = frozenset({"fast", "cpu", "tiny"})
+
+# The one preset rule. A method declares the presets it has (``register_method(presets=...)``,
+# at least ``paper``); asked for one it lacks, it runs the preset this chain leads to, so one
+# ``--preset`` runs a whole suite, and the record says which preset each method ran
+# (``Record.preset_applied``). ``cpu`` is the best a 2-core CPU affords and ``tiny`` is for
+# tests: a method with no such preset of its own runs its ``fast`` one; ``code`` (the original
+# code's values where they differ from the paper text) is the paper's where a method has none.
+PRESET_FALLBACK: dict[str, str] = {"cpu": "fast", "tiny": "fast", "fast": "paper",
+                                   "code": "paper"}
+KNOWN_PRESETS = ("paper", *PRESET_FALLBACK)
+
+
+def applied_preset(presets: Mapping[str, Any], preset: str) -> str:
+    """The preset a method with ``presets`` runs when asked for ``preset``.
+
+    >>> applied_preset({"paper": {}, "fast": {}}, "cpu")
+    'fast'
+    >>> applied_preset({"paper": {}}, "code")
+    'paper'
+    """
+    name = preset
+    while name not in presets:
+        if name not in PRESET_FALLBACK:
+            known = sorted({*KNOWN_PRESETS, *presets}, key=lambda p: (p not in KNOWN_PRESETS, p))
+            raise BenchError(f"unknown preset {preset!r}; choose one of {', '.join(known)}.")
+        name = PRESET_FALLBACK[name]
+    return name
 
 
 @dataclass(frozen=True)
@@ -203,10 +239,10 @@ def config_from_dict(cls: type, values: dict[str, Any]) -> Any:
 def resolve_config(
     config_cls: type, presets: dict[str, dict[str, Any]], preset: str, overrides: dict[str, Any]
 ) -> Any:
-    """The paper defaults, then the preset's overrides, then the user's overrides."""
-    if preset not in presets:
-        raise BenchError(f"unknown preset {preset!r}; choose one of {', '.join(presets)}.")
-    values = {**presets[preset], **{k: v for k, v in overrides.items() if v is not None}}
+    """The paper defaults, then the preset's overrides (``applied_preset``'s rule for a preset
+    the method lacks), then the user's overrides."""
+    values = {**presets[applied_preset(presets, preset)],
+              **{k: v for k, v in overrides.items() if v is not None}}
     return config_from_dict(config_cls, values)
 
 
@@ -220,6 +256,8 @@ def type_name(annotation: Any) -> str:
     """``int``, ``tuple[int, ...]``, ``int | None``: how a field's type reads in a message."""
     if isinstance(annotation, type) and not typing.get_args(annotation):
         return annotation.__name__
+    if typing.get_origin(annotation) is typing.Literal:
+        return "one of " + ", ".join(map(str, typing.get_args(annotation)))
     return str(annotation).replace("typing.", "").replace("NoneType", "None")
 
 
@@ -227,6 +265,8 @@ def value_fits(value: Any, annotation: Any) -> bool:
     """Whether a plain value (as TOML gives it: lists, not tuples) fits a field's type. An int
     fits a float field (the numeric tower); a bool fits only a bool field."""
     origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin is typing.Literal:
+        return any(value == arg and type(value) is type(arg) for arg in args)
     if origin in (typing.Union, types.UnionType):
         return any(value_fits(value, arg) for arg in args)
     if origin is tuple:
@@ -306,8 +346,9 @@ def differences_from_paper(config: Any) -> dict[str, Any]:
 
 
 __all__ = [
-    "DifferNetConfig", "FeatureConfig", "PRESETS", "REDUCED_PRESETS", "RUNTIME_FIELDS",
-    "VALUE_ORIGINS", "ValueOrigin", "value_origins",
+    "DifferNetConfig", "FeatureConfig", "KNOWN_PRESETS", "PRESETS", "PRESET_FALLBACK",
+    "REDUCED_PRESETS", "RUNTIME_FIELDS", "VALUE_ORIGINS", "ValueOrigin", "applied_preset",
+    "value_origins",
     "check_override_types", "config_from_dict", "config_hash", "config_to_dict",
     "differences_from_paper", "field_types", "resolve_config", "toml_literal", "type_name",
     "value_fits",

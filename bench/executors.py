@@ -25,7 +25,6 @@ from bench.leases import STALE_AFTER_S
 from bench.progress import progress as progress_bar
 from bench.results import ResultsStore
 from bench.runner import (
-    Cell,
     RunSummary,
     cell_split,
     check_cells,
@@ -33,6 +32,7 @@ from bench.runner import (
     recorded_on_same_data,
     run_cells,
 )
+from bench.suites import Cell
 
 log = logging.getLogger(__name__)
 EXECUTORS = ("local", "slurm", "submitit-local")
@@ -67,7 +67,7 @@ def execute_cells(cells: list[Cell], store: ResultsStore, options: ExecutorOptio
     """Check the cells (a corrupt image or missing weights fails only the cells that need
     them), then run the others with the chosen executor. ``run_options``: ``run_cells``'s."""
     options = options or ExecutorOptions()
-    folder = Path(options.folder or store.root / "slurm")
+    folder = Path(options.folder or store.slurm_dir)
     # A cluster that is not there is a mistake to report before any work.
     executor = None if options.kind == "local" else make_submitit_executor(options, folder)
     problems = check_cells(cells, run_options.get("evaluate_test", True))

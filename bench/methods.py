@@ -11,6 +11,7 @@ import dataclasses
 import functools
 import importlib
 from importlib import metadata
+from typing import Any
 
 # Importing a module registers its methods.
 import baselines.adgan  # noqa: F401
@@ -20,8 +21,9 @@ import baselines.geotrans  # noqa: F401
 import baselines.knn  # noqa: F401
 import baselines.ocsvm  # noqa: F401
 import bench.differnet  # noqa: F401
+from bench.config import config_from_dict
 from bench.errors import BenchError
-from bench.registry import METHODS, MethodSpec
+from bench.registry import METHODS, Detector, MethodSpec, RunContext
 
 ENTRY_POINT_GROUP = "differnet_bench.methods"
 
@@ -40,6 +42,20 @@ def get_method(name: str) -> MethodSpec:
         f"unknown method {name!r}; choose from {', '.join(available_methods())}, or name a "
         "plugin as module.path:Class."
     )
+
+
+def build_detector(name: str, config: Any, context: RunContext) -> Detector:
+    """Method ``name``'s detector for one cell: ``config`` its resolved config, or that config
+    as plain values (a saved model's); the runner and ``bench.models.load_model`` both build
+    detectors here."""
+    spec = get_method(name)
+    if isinstance(config, dict):
+        config = config_from_dict(spec.config_cls, config)
+    detector = spec.cls(config, context)
+    if not isinstance(detector, Detector):
+        raise BenchError(f"method {name} does not implement fit and score (the Detector "
+                         "protocol in bench/registry.py).")
+    return detector
 
 
 def available_methods() -> list[str]:

@@ -24,16 +24,13 @@ import pandas as pd
 import torch
 from PIL import Image
 
-from baselines.common import ImageBaseline
-from bench.config import config_from_dict
 from bench.data import Sample
 from bench.data.base import corrupt_image
 from bench.data.imagecache import content_key
 from bench.errors import BenchError
-from bench.features.pipeline import FeaturePipelineDetector
-from bench.methods import get_method
+from bench.methods import build_detector
 from bench.progress import progress
-from bench.registry import RunContext, Saveable
+from bench.registry import Localizer, Predictor, RunContext, Saveable
 
 log = logging.getLogger(__name__)
 MODEL_FORMAT = 1
@@ -41,11 +38,10 @@ DEFAULT_THRESHOLD_FPR = 0.05
 
 
 def can_save(detector: Any) -> bool:
-    """Saveable, and an image's score does not depend on the images scored with it."""
-    if not isinstance(detector, Saveable):
-        return False
-    return isinstance(detector, FeaturePipelineDetector) or (
-        isinstance(detector, ImageBaseline) and detector.scores_alone())
+    """Saveable, a Predictor, and an image's score does not depend on the images scored with
+    it (``bench.registry``'s protocols, whatever the detector subclasses)."""
+    return (isinstance(detector, Saveable) and isinstance(detector, Predictor)
+            and detector.scores_alone())
 
 
 def choose_threshold(val_scores: Sequence[float], val_labels: Sequence[int],
@@ -79,7 +75,7 @@ def save_model(path: Path, detector: Any, record: Any, test: Sequence[Sample],
 
 @dataclass
 class SavedModel:
-    detector: FeaturePipelineDetector | ImageBaseline
+    detector: Any  # Saveable and a Predictor (can_save)
     meta: dict[str, Any]
 
     @property
@@ -99,10 +95,8 @@ def load_model(path: Path, device: str = "cpu", cache_dir: Path | None = None) -
     if not isinstance(payload, dict) or payload.get("format") != MODEL_FORMAT:
         raise BenchError(f"{path} is not a differnet-bench model file of format {MODEL_FORMAT}; "
                          "save it again with run --save-models.")
-    spec = get_method(payload["method"])
-    config = config_from_dict(spec.config_cls, payload["config"])
-    detector = spec.cls(config, RunContext(seed=payload["seed"], device=device,
-                                           cache_dir=cache_dir))
+    detector = build_detector(payload["method"], payload["config"],
+                              RunContext(seed=payload["seed"], device=device, cache_dir=cache_dir))
     detector.set_state(payload["state"])
     return SavedModel(detector, {k: v for k, v in payload.items() if k != "state"})
 
@@ -130,11 +124,7 @@ def predict(model: SavedModel, paths: Sequence[Path], batch: int = 64,
         for start in range(0, len(good), batch):
             chunk = good[start:start + batch]
             samples = [Sample(path=p, label=0) for p in chunk]
-            if isinstance(detector, FeaturePipelineDetector):
-                params = detector.transforms_for([content_key(p) for p in chunk], run_keys)
-                chunk_scores = detector.score_under(samples, params)
-            else:  # an image baseline: its score depends on the image alone (can_save)
-                chunk_scores = detector.score(samples)
+            chunk_scores = detector.score_new(samples, run_keys)
             for p, score in zip(chunk, chunk_scores):
                 scores[p] = float(score)
             bar.update(len(chunk))
@@ -151,8 +141,6 @@ def predict(model: SavedModel, paths: Sequence[Path], batch: int = 64,
 def write_maps(model: SavedModel, paths: Sequence[Path], out_dir: Path) -> int:
     """Each image's localization map as a PNG (scaled to its own maximum), for methods that
     localize; returns how many were written."""
-    from bench.registry import Localizer
-
     if not isinstance(model.detector, Localizer):
         raise BenchError(f"method {model.meta['method']} has no localization maps; drop --maps.")
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -1,13 +1,17 @@
-"""The paper's own numbers (Tables 1-3), read from ``results/paper/``."""
+"""The paper's own numbers (Tables 1-3), package data under ``bench/paper_tables/`` (read with
+``importlib.resources``, so an installed wheel has them too)."""
 
 from __future__ import annotations
 
 from functools import cache
-from pathlib import Path
+from importlib import resources
 
 import pandas as pd
 
-PAPER_DIR = Path(__file__).resolve().parents[1] / "results" / "paper"
+PAPER_TABLES = "paper_tables"  # the package folder holding the CSV files
+# The datasets the paper reports on (our dataset names) and how the paper calls them.
+MVTEC, MTD = "mvtec", "mtd"
+PAPER_DATASETS = {MVTEC: "MVTec AD", MTD: "MTD"}
 # Our method names -> the paper's column names in Tables 1 and 2. Static, so tables can be
 # built from records without importing a method (tests check it agrees with the registry).
 PAPER_COLUMNS = {
@@ -28,17 +32,18 @@ def method_label(method: str) -> str:
 
 @cache
 def paper_table(name: str) -> pd.DataFrame:
-    return pd.read_csv(PAPER_DIR / name)
+    with (resources.files("bench") / PAPER_TABLES / name).open("rb") as fh:
+        return pd.read_csv(fh)
 
 
 def paper_auroc(dataset: str, category: str, paper_name: str | None, shots: int | None) -> float | None:
     """The paper's AUROC (in %) for a cell, or None where the paper has no such number."""
     if paper_name is None:
         return None
-    if dataset == "mtd" and shots is None:
+    if dataset == MTD and shots is None:
         table = paper_table("table2_mtd_auroc.csv").set_index("method")["auroc"]
         return float(table[paper_name]) if paper_name in table else None
-    if dataset == "mvtec":
+    if dataset == MVTEC:
         column = paper_name
         if shots is not None:
             if paper_name != "DifferNet" or shots != 16:

@@ -18,6 +18,7 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 import numpy as np
 
 from bench.data.base import Sample
+from bench.results import CacheLayout
 
 
 @runtime_checkable
@@ -80,6 +81,23 @@ class Saveable(Protocol):
     def set_state(self, state: dict) -> None: ...
 
 
+@runtime_checkable
+class Predictor(Protocol):
+    """Optional: a fitted detector scores images the run never saw (``bench.py predict``).
+
+    ``scores_alone()``: whether an image's score depends on the image and the seed only, not on
+    the images scored with it; ``score_new(samples, run_keys)`` scores ``samples`` so, where
+    ``run_keys`` are the content keys (``bench.data.imagecache.content_key``) of the test images
+    the run scored, in order, so an image among them gets its recorded score exactly. A method
+    that is ``Saveable`` and a ``Predictor`` whose ``scores_alone()`` is true is kept by
+    ``run --save-models``, whatever it subclasses.
+    """
+
+    def scores_alone(self) -> bool: ...
+
+    def score_new(self, samples: Sequence[Sample], run_keys: Sequence[str]) -> np.ndarray: ...
+
+
 class AttributeState:
     """``Saveable`` by attributes: the learned state is every attribute ending in ``_`` (the
     scikit-learn convention), except those named in ``NOT_SAVED``."""
@@ -109,6 +127,11 @@ class RunContext:
     # the runner uses it to record test AUROC during training (reported as test-set selection).
     monitor: Callable[[Any, int], float] | None = None
     info: dict[str, Any] = field(default_factory=dict)  # extra facts a detector wants recorded
+
+    @property
+    def caches(self) -> CacheLayout | None:
+        """The cache folders under ``cache_dir`` (None: nothing is cached on disk)."""
+        return None if self.cache_dir is None else CacheLayout(Path(self.cache_dir))
 
 
 @dataclass(frozen=True)

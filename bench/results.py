@@ -22,7 +22,7 @@ from bench.leases import STALE_AFTER_S, Lease
 # shows) is run under one or more configurations, each with one or more seeds. ``Cell.cell_id``
 # spells these fields, a ``Record`` stores them, and the tidy table has them as columns.
 TABLE_CELL = ("dataset", "category", "method", "shots", "variant")
-CONFIGURATION = ("preset", "backbone", "mtd_split", "validation", "config_hash")
+CONFIGURATION = ("preset", "backbone", "split_variant", "validation", "config_hash")
 CELL_FIELDS = (*TABLE_CELL, *CONFIGURATION, "seed")
 # What the seed summaries average over seeds within.
 SEED_GROUP = [*TABLE_CELL, *CONFIGURATION]
@@ -58,7 +58,12 @@ class Record:
     config_hash: str
     reduced: bool  # True when the config departs from the paper's (a reduced or substitute run)
     departures: dict[str, Any] = field(default_factory=dict)  # config fields unlike the paper's
-    mtd_split: str | None = None  # MTD's train/test split ("authors" or "random"); None elsewhere
+    # The dataset's split variant (MTD: "authors" or "random"), for datasets with several;
+    # None elsewhere. Records written before it was general call it mtd_split (``_parse``).
+    split_variant: str | None = None
+    # The preset the method ran for ``preset``: the same, or where the method has no such
+    # preset, the one config.PRESET_FALLBACK leads to (None in records older than the rule).
+    preset_applied: str | None = None
     # A validation split made from training normals ("synthetic"), and the AUROC on it: a
     # number to choose settings by without looking at the test set.
     validation: str | None = None
@@ -103,16 +108,93 @@ class Record:
         return max((a for _, a in self.eval_history), default=None)
 
 
+@dataclass(frozen=True)
+class CacheLayout:
+    """The folders under a cache root (``<results-dir>/.cache`` unless ``--cache-dir``): decoded
+    images by content (``images/``), features by what they depend on (``features/``), synthetic
+    validation splits (``validation/``)."""
+
+    root: Path
+
+    @property
+    def images(self) -> Path:
+        return self.root / "images"
+
+    @property
+    def features(self) -> Path:
+        return self.root / "features"
+
+    @property
+    def validation(self) -> Path:
+        return self.root / "validation"
+
+
 class ResultsStore:
-    """Records under ``<root>/records/<dataset>/<category>/<method>/<cell_id>.json``."""
+    """A results folder; the one place that knows its layout::
+
+        records/<dataset>/<category>/<method>/<cell_id>.json   one record per cell
+        leases/<cell_id>.lease        a runner's claim on a cell (bench.leases)
+        maps/<cell_id>.npz            localization maps (run --localize)
+        models/<cell_id>.pt           saved models (run --save-models)
+        superseded/<why>/...          records set aside (made on other data), never deleted
+        selection/                    a store of its own for bench.py select's cells
+        slurm/                        submitit's job files and task logs
+        localize/                     Figure 8 panels (bench.py localize)
+        .cache/                       caches (CacheLayout) and checkpoints/ of running cells
+    """
 
     def __init__(self, root: Path):
         self.root = Path(root)
 
+    # -- the layout: every path under the results folder --------------------------------------
+    @property
+    def records_dir(self) -> Path:
+        return self.root / "records"
+
     def path(self, record_or_cell: Record | Any) -> Path:
         r = record_or_cell
-        return self.root / "records" / r.dataset / r.category / r.method / f"{r.cell_id}.json"
+        return self.records_dir / r.dataset / r.category / r.method / f"{r.cell_id}.json"
 
+    def lease_path(self, cell: Any) -> Path:
+        return self.root / "leases" / f"{cell.cell_id}.lease"
+
+    def maps_path(self, cell_id: str) -> Path:
+        return self.root / "maps" / f"{cell_id}.npz"
+
+    def model_path(self, cell_id: str) -> Path:
+        return self.root / "models" / f"{cell_id}.pt"
+
+    @property
+    def default_cache_dir(self) -> Path:
+        return self.root / ".cache"
+
+    def cache(self, cache_dir: Path | None = None) -> CacheLayout:
+        """The caches under ``cache_dir`` (``--cache-dir``), or the store's own ``.cache/``."""
+        return CacheLayout(Path(cache_dir) if cache_dir is not None else self.default_cache_dir)
+
+    def checkpoint_path(self, cell_id: str) -> Path:
+        # Beside the store, not in a shared --cache-dir: a checkpoint belongs to this grid.
+        return self.default_cache_dir / "checkpoints" / f"{cell_id}.pt"
+
+    @property
+    def slurm_dir(self) -> Path:
+        return self.root / "slurm"
+
+    @property
+    def localize_dir(self) -> Path:
+        return self.root / "localize"
+
+    def selection(self) -> ResultsStore:
+        """The store ``bench.py select`` writes to, apart from the records the report reads."""
+        return ResultsStore(self.root / "selection")
+
+    def superseded_path(self, cell: Any, why: str) -> Path:
+        return self.root / "superseded" / why / self.path(cell).relative_to(self.records_dir)
+
+    def has_records(self) -> bool:
+        return self.records_dir.is_dir()
+
+    # -- records ------------------------------------------------------------------------------
     def read(self, cell: Any) -> dict[str, Any] | None:
         """The cell's record as written (a dict), or None if there is none or it is unreadable."""
         try:
@@ -128,18 +210,14 @@ class ResultsStore:
 
     def set_aside(self, cell: Any, why: str) -> Path:
         """Move the cell's record out of the table (kept under ``superseded/``)."""
-        path = self.path(cell)
-        dest = self.root / "superseded" / why / path.relative_to(self.root / "records")
+        dest = self.superseded_path(cell, why)
         dest.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(path, dest)
+        os.replace(self.path(cell), dest)
         return dest
 
     def claim(self, cell: Any, stale_after: float = STALE_AFTER_S) -> Lease | None:
         """An exclusive lease on the cell (``bench.leases``), or None if a live runner holds it."""
         return Lease.acquire(self.lease_path(cell), stale_after=stale_after)
-
-    def lease_path(self, cell: Any) -> Path:
-        return self.root / "leases" / f"{cell.cell_id}.lease"
 
     def write(self, record: Record) -> Path:
         path = self.path(record)
@@ -148,9 +226,6 @@ class ResultsStore:
         tmp.write_text(json.dumps(asdict(record), indent=1, default=str))
         os.replace(tmp, path)  # atomic: a killed run never leaves half a record
         return path
-
-    def maps_path(self, cell_id: str) -> Path:
-        return self.root / "maps" / f"{cell_id}.npz"
 
     def write_maps(self, cell_id: str, maps: np.ndarray, test_files: list[str]) -> Path:
         """Localization maps, compactly: float16, each map scaled to [0, 1] by its maximum
@@ -174,7 +249,7 @@ class ResultsStore:
 
     def records(self) -> list[Record]:
         return [_parse(json.loads(path.read_text()))
-                for path in sorted((self.root / "records").glob("**/*.json"))]
+                for path in sorted(self.records_dir.glob("**/*.json"))]
 
     def record(self, cell: Any) -> Record | None:
         """The cell's record, or None."""
@@ -195,6 +270,8 @@ class ResultsStore:
 
 def _parse(data: dict[str, Any]) -> Record:
     data["eval_history"] = [tuple(x) for x in data.get("eval_history", [])]
-    # Records written before mtd_split was a field kept it in info.
-    data.setdefault("mtd_split", data.get("info", {}).get("mtd_split"))
+    # Records written before split variants were general: the field was mtd_split, and before
+    # that, info["mtd_split"].
+    legacy = data.pop("mtd_split", None) or data.get("info", {}).get("mtd_split")
+    data.setdefault("split_variant", legacy)
     return Record(**data)

@@ -35,22 +35,13 @@ from bench.features import shared_backbone
 from bench.leases import STALE_AFTER_S, describe
 from bench.leases import read as read_lease
 from bench.localization import evaluate_localization, has_masks
-from bench.methods import get_method
+from bench.methods import build_detector, get_method
 from bench.metrics import image_auroc
 from bench.models import DEFAULT_THRESHOLD_FPR, can_save, save_model
 from bench.progress import SuiteClock
-from bench.registry import Detector, Localizer, Monitored, RunContext, Trained
-from bench.results import Record, ResultsStore
-
-# The runner's public names include the suite side, which lives in bench.suites.
-from bench.suites import (  # noqa: F401
-    Cell,
-    Suite,
-    available_suites,
-    load_suite,
-    plan,
-    resolve_for_dataset,
-)
+from bench.registry import Localizer, Monitored, RunContext, Trained
+from bench.results import CacheLayout, Record, ResultsStore
+from bench.suites import Cell
 from bench.training import discard_checkpoint
 
 log = logging.getLogger(__name__)
@@ -59,14 +50,15 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 
 @functools.lru_cache(maxsize=256)
 def _split(dataset: str, category: str, root: Path, shots: int | None, seed: int,
-           mtd_split: str) -> Split:
+           split_variant: str | None) -> Split:
     # Preflight and the cell's run read the same split: list the folders once.
-    return load_split(dataset, category, root, shots=shots, seed=seed, mtd_split=mtd_split)
+    return load_split(dataset, category, root, shots=shots, seed=seed,
+                      split_variant=split_variant)
 
 
 def cell_split(cell: Cell) -> Split:
     return _split(cell.dataset, cell.category, cell.data_root, cell.shots, cell.seed,
-                  cell.mtd_split)
+                  cell.split_variant)
 
 
 def check_cells(cells: list[Cell], check_test: bool = True) -> dict[str, BenchError]:
@@ -164,8 +156,8 @@ def new_record(cell: Cell, status: str) -> Record:
     return Record(
         cell_id=cell.cell_id, status=status, method=cell.method, dataset=cell.dataset,
         category=cell.category, seed=cell.seed, shots=cell.shots, preset=cell.preset,
-        variant=cell.variant, mtd_split=cell.mtd_split if cell.dataset == "mtd" else None,
-        validation=cell.validation,
+        preset_applied=cell.preset_applied, variant=cell.variant,
+        split_variant=cell.recorded_split_variant, validation=cell.validation,
         backbone=cell.backbone, config=config_to_dict(cell.config),
         config_hash=config_hash(cell.config),
         reduced=cell.preset in REDUCED_PRESETS or bool(departures), departures=departures,
@@ -191,7 +183,8 @@ def run_cell(cell: Cell, *, device: str = "cpu", cache_dir: Path | None = None,
     labels = np.array([s.label for s in split.test])
     train, validation = split.train, None
     if cell.validation == "synthetic":
-        held = synthetic_validation(split.train, cell.seed, cache_dir or Path(tempfile.mkdtemp()))
+        caches = CacheLayout(Path(cache_dir) if cache_dir else Path(tempfile.mkdtemp()))
+        held = synthetic_validation(split.train, cell.seed, caches.validation)
         train, validation = held.train, held.validation
         record.info["validation"] = held.meta
 
@@ -200,13 +193,11 @@ def run_cell(cell: Cell, *, device: str = "cpu", cache_dir: Path | None = None,
         log.info("%s epoch %d: test AUROC %.4f", cell.cell_id, epoch, auroc)
         return auroc
 
-    checkpoint = None if store is None else store.root / ".cache" / "checkpoints" / f"{cell.cell_id}.pt"
+    checkpoint = None if store is None else store.checkpoint_path(cell.cell_id)
     context = RunContext(seed=cell.seed, device=device, cache_dir=cache_dir, progress=progress,
                          monitor=monitor if evaluate_test else None, checkpoint=checkpoint)
     method = get_method(cell.method)
-    detector = method.cls(cell.config, context)
-    if not isinstance(detector, Detector):
-        raise TypeError(f"method {cell.method} does not implement fit and score")
+    detector = build_detector(cell.method, cell.config, context)
     if device.startswith("cuda") and torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats(device)
     start = time.perf_counter()
@@ -240,7 +231,7 @@ def run_cell(cell: Cell, *, device: str = "cpu", cache_dir: Path | None = None,
         record.info["method_source"] = {"path": method.source, "version": method.version}
     if save_models and store is not None:
         if can_save(detector):
-            path = store.root / "models" / f"{cell.cell_id}.pt"
+            path = store.model_path(cell.cell_id)
             record.info["model_file"] = str(save_model(path, detector, record, split.test,
                                                        threshold_fpr))
         else:
@@ -295,7 +286,7 @@ def run_cells(cells: Iterable[Cell], store: ResultsStore, *, device: str = "cpu"
     images and features are cached under ``cache_dir`` (default: the store's ``.cache/``).
     """
     summary = RunSummary()
-    cache_dir = Path(cache_dir) if cache_dir is not None else store.root / ".cache"
+    cache_dir = store.cache(cache_dir).root
     problems = problems or {}
     cells = list(cells)
     clock = SuiteClock(len(cells))

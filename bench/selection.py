@@ -56,10 +56,10 @@ def select(suite: Suite, grid: dict[str, list[Any]], results_dir: Path, *,
     suite = dataclasses.replace(suite, variants=variants, validation="synthetic")
     cells = plan(suite, data_root=data_root)
     preflight(cells, check_test=False)
-    store = ResultsStore(Path(results_dir) / "selection")
-    cache = Path(cache_dir) if cache_dir is not None else Path(results_dir) / ".cache"
-    summary = run_cells(cells, store, device=device, progress=progress, cache_dir=cache,
-                        evaluate_test=False)
+    results = ResultsStore(results_dir)
+    store = results.selection()
+    summary = run_cells(cells, store, device=device, progress=progress,
+                        cache_dir=results.cache(cache_dir).root, evaluate_test=False)
     if summary.failed:
         raise BenchError(f"{len(summary.failed)} selection cell(s) failed (first: "
                          f"{summary.failed[0].error}); see {store.root}.")

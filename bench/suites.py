@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.config import config_hash, differences_from_paper, resolve_config
+from bench.config import applied_preset, config_hash, differences_from_paper, resolve_config
 from bench.data import dataset_categories, ensure_dataset, get_spec
 from bench.data.folder import is_category_dir
 from bench.errors import BenchError
@@ -37,7 +37,9 @@ class Suite:
     preset: str = "paper"
     backbone: str | None = None
     data_root: str = "data"
-    mtd_split: str = "authors"
+    # One of the dataset's split variants (bench.data.base.DatasetSpec.split_variants; MTD:
+    # authors, random); None: its default. Suite files written before may say mtd_split.
+    split_variant: str | None = None
     # "synthetic": hold out training normals and pair them with synthetic defects, so each cell
     # also reports a validation AUROC (bench/data/validation.py); None: no validation split.
     validation: str | None = None
@@ -68,6 +70,8 @@ def load_suite(name_or_path: str) -> Suite:
         )
     data = tomllib.loads(path.read_text())
     data.setdefault("name", path.stem)
+    if "mtd_split" in data:  # the key's name before split variants were a dataset's own
+        data.setdefault("split_variant", data.pop("mtd_split"))
     data["shots"] = [None if s == "all" else int(s) for s in data.get("shots", ["all"])]
     try:
         return Suite(**data)
@@ -88,11 +92,20 @@ class Cell:
     backbone: str | None
     config: Any
     data_root: Path
-    mtd_split: str = "authors"
+    split_variant: str | None = None  # None: the dataset's default
     variant: str | None = None
     validation: str | None = None
     # Config fields that differ from the paper's configuration on this dataset (set by plan).
     departures: dict[str, Any] = field(default_factory=dict, compare=False)
+    # The preset the method ran for ``preset`` (config.applied_preset; set by plan).
+    preset_applied: str | None = field(default=None, compare=False)
+
+    @property
+    def recorded_split_variant(self) -> str | None:
+        """The split variant as records and tables carry it: only for a dataset that has
+        several (None elsewhere)."""
+        spec = get_spec(self.dataset)
+        return spec.split_variant(self.split_variant) if spec.has_split_variants else None
 
     @property
     def cell_id(self) -> str:
@@ -102,8 +115,8 @@ class Cell:
             parts.append(f"variant-{self.variant}")
         if self.backbone:
             parts.append(self.backbone)
-        if self.dataset == "mtd" and self.mtd_split != "authors":
-            parts.append(f"split-{self.mtd_split}")
+        if self.split_variant not in (None, get_spec(self.dataset).default_split_variant):
+            parts.append(f"split-{self.split_variant}")
         if self.validation:
             parts.append(f"val-{self.validation}")
         parts.append(config_hash(self.config))
@@ -141,6 +154,7 @@ def plan(suite: Suite, *, data_root: Path | None = None) -> list[Cell]:
         raise BenchError(f"unknown validation {suite.validation!r}; choose "
                          f"{', '.join(VALIDATIONS)} or leave it out.")
     root = Path(data_root or suite.data_root)
+    split_variant = get_spec(suite.dataset).split_variant(suite.split_variant)  # checked early
     categories = suite.categories or _categories_on_disk(suite.dataset, root)
     ensure_dataset(suite.dataset, root, categories, suite.dataset_options)
     categories = categories or dataset_categories(suite.dataset, root)
@@ -166,11 +180,12 @@ def plan(suite: Suite, *, data_root: Path | None = None) -> list[Cell]:
                 config = resolve_for_dataset(method, suite.preset, suite.dataset, overrides)
                 departures = paper_departures(method, suite.dataset, config)
                 backbone = getattr(config, "backbone", None) if spec.uses_backbone else None
+                preset_applied = applied_preset(spec.presets, suite.preset)
                 for shots in suite.shots:
                     for seed in suite.seeds:
                         cells.append(Cell(suite.dataset, category, method, seed, shots,
-                                          suite.preset, backbone, config, root, suite.mtd_split,
-                                          variant, suite.validation, departures))
+                                          suite.preset, backbone, config, root, split_variant,
+                                          variant, suite.validation, departures, preset_applied))
     return cells
 
 

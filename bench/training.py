@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -96,6 +96,23 @@ def run_training(training: Training, context: RunContext | None = None) -> Train
     for module in training.modules.values():
         module.eval()
     return result
+
+
+def optimizer_step(optimizer: torch.optim.Optimizer, loss: torch.Tensor) -> float:
+    """One gradient step on ``loss``; returns its value."""
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return loss.item()
+
+
+def mean_over_batches(indices: Iterable[Any], step: Callable[[Any], float]) -> float:
+    """One epoch's loss: ``step(idx)`` for every batch of indices, averaged over the samples
+    (each batch weighted by its size)."""
+    total, seen = 0.0, 0
+    for idx in indices:
+        total, seen = total + step(idx) * len(idx), seen + len(idx)
+    return total / max(seen, 1)
 
 
 def check_finite(loss: Loss, message: str) -> None:

@@ -10,26 +10,13 @@ from pathlib import Path
 
 import pytest
 import torch
-from click.testing import CliRunner
+from cli_helpers import TINY, invoke, one_line_error
 
 import bench
-from bench.cli import cli
 from bench.config import DifferNetConfig, check_override_types, field_types, value_fits
 from bench.errors import BenchError
 
 REPO = Path(__file__).resolve().parents[1]
-TINY = ["--preset", "tiny", "--backbone", "random", "--no-progress"]
-
-
-def invoke(*args: str):
-    return CliRunner().invoke(cli, list(args))
-
-
-def one_line_error(result) -> str:
-    assert result.exit_code == 2, result.output
-    lines = [line for line in result.output.splitlines() if line.startswith("error:")]
-    assert len(lines) == 1 and "Traceback" not in result.output, result.output
-    return lines[0]
 
 
 @pytest.fixture
@@ -41,7 +28,7 @@ def no_planning(monkeypatch):
         reached.append(suite)
         raise BenchError("reached plan")
 
-    monkeypatch.setattr("bench.runner.plan", plan)
+    monkeypatch.setattr("bench.suites.plan", plan)
     return reached
 
 

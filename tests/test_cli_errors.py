@@ -6,23 +6,10 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from click.testing import CliRunner
+from cli_helpers import TINY, one_line_error
+from cli_helpers import invoke as run
 
-from bench.cli import cli
 from bench.results import ResultsStore
-
-TINY = ["--preset", "tiny", "--backbone", "random", "--no-progress"]
-
-
-def run(*args: str):
-    return CliRunner().invoke(cli, list(args))
-
-
-def one_line_error(result) -> str:
-    assert result.exit_code == 2, result.output
-    lines = [line for line in result.output.splitlines() if line.startswith("error:")]
-    assert len(lines) == 1 and "Traceback" not in result.output
-    return lines[0]
 
 
 def test_wrong_folder_layout(tmp_path):

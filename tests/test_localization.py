@@ -27,7 +27,8 @@ from bench.data.synthetic import make_synthetic
 from bench.report import ReportData
 from bench.report.tables import localization
 from bench.results import ResultsStore
-from bench.runner import Suite, plan, run_cells
+from bench.runner import run_cells
+from bench.suites import Suite, plan
 
 
 @pytest.fixture(scope="module")

@@ -104,8 +104,8 @@ def test_load_split_authors_and_random(real_import):
     assert sum(s.label == 1 for s in authors.test) == 392
     assert all(s.mask_path is not None for s in authors.test if s.label == 1)
 
-    random0 = load_split("mtd", "mtd", real_import, mtd_split="random", seed=0)
-    random1 = load_split("mtd", "mtd", real_import, mtd_split="random", seed=1)
+    random0 = load_split("mtd", "mtd", real_import, split_variant="random", seed=0)
+    random1 = load_split("mtd", "mtd", real_import, split_variant="random", seed=1)
     for split in (random0, random1):
         assert len(split.train) in (761, 762)
         assert len(split.train) + sum(s.label == 0 for s in split.test) == 952
@@ -113,7 +113,7 @@ def test_load_split_authors_and_random(real_import):
     names0 = {s.path.name for s in random0.train}
     assert names0 != {s.path.name for s in random1.train}
     assert names0 != {s.path.name for s in authors.train}
-    again = load_split("mtd", "mtd", real_import, mtd_split="random", seed=0)
+    again = load_split("mtd", "mtd", real_import, split_variant="random", seed=0)
     assert [s.path for s in again.train] == [s.path for s in random0.train]
 
 

@@ -86,7 +86,8 @@ def test_a_plugin_runs_and_its_store_reports_without_it(plugin_dir, synthetic_ro
 
 def test_the_record_names_the_plugin_source(plugin_dir, synthetic_root, tmp_path):
     from bench.results import ResultsStore
-    from bench.runner import Suite, plan, run_cells
+    from bench.runner import run_cells
+    from bench.suites import Suite, plan
 
     suite = Suite(name="t", dataset="synthetic", methods=["my_brightness:Brightness"],
                   categories=["blobs"], preset="tiny")

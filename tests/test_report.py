@@ -38,7 +38,8 @@ from bench.report import (
 )
 from bench.report.figures import figure7_fewshot, figure8_localization
 from bench.results import Record, ResultsStore
-from bench.runner import Suite, load_suite, plan, run_cells
+from bench.runner import run_cells
+from bench.suites import Suite, load_suite, plan
 from bench.summary import ci95
 
 FIXTURE = "hand-made test fixture, not a real run"

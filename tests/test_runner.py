@@ -16,7 +16,8 @@ from click.testing import CliRunner
 
 from bench.cli import cli
 from bench.results import ResultsStore
-from bench.runner import Suite, plan, run_cells
+from bench.runner import run_cells
+from bench.suites import Suite, plan
 
 REPO = Path(__file__).resolve().parents[1]
 FAST = ["--methods", "differnet", "--preset", "tiny", "--backbone", "random", "--set", "epochs=2",

@@ -19,16 +19,17 @@ from pathlib import Path
 
 import pytest
 import torch
+from cli_helpers import TINY
 
 from bench.data.fingerprint import matches_manifest, split_fingerprint, write_manifest
 from bench.errors import CorruptImageError, MissingWeightsError
 from bench.executors import CellJob, ExecutorOptions, make_submitit_executor
 from bench.leases import Lease
 from bench.results import ResultsStore
-from bench.runner import Suite, cell_split, failure_kind, plan, run_cells
+from bench.runner import cell_split, failure_kind, run_cells
+from bench.suites import Suite, plan
 
 REPO = Path(__file__).resolve().parents[1]
-TINY = ["--preset", "tiny", "--backbone", "random", "--no-progress"]
 RUN_LINE = re.compile(r"bench\.runner: run (\S+)")
 
 

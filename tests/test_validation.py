@@ -14,9 +14,9 @@ from bench.data import load_split
 from bench.data.validation import DEFECT_KINDS, synthetic_validation
 from bench.report.provenance import _test_choices
 from bench.results import Record
-from bench.runner import plan, resolve_for_dataset, run_cell
+from bench.runner import run_cell
 from bench.selection import select
-from bench.suites import Suite
+from bench.suites import Suite, plan, resolve_for_dataset
 
 
 @pytest.fixture
@@ -35,7 +35,7 @@ def opened(monkeypatch):
 
 def test_made_from_training_images_only(synthetic_root, tmp_path, opened):
     split = load_split("synthetic", "stripes", synthetic_root)
-    held = synthetic_validation(split.train, seed=3, cache_dir=tmp_path)
+    held = synthetic_validation(split.train, seed=3, folder=tmp_path)
     train_paths = {str(s.path) for s in split.train}
     test_paths = {str(s.path) for s in split.test}
     assert opened and all(p in train_paths for p in opened)
@@ -53,9 +53,9 @@ def test_made_from_training_images_only(synthetic_root, tmp_path, opened):
 
 def test_seeded(synthetic_root, tmp_path):
     split = load_split("synthetic", "blobs", synthetic_root)
-    a = synthetic_validation(split.train, seed=0, cache_dir=tmp_path / "a")
-    b = synthetic_validation(split.train, seed=0, cache_dir=tmp_path / "b")
-    c = synthetic_validation(split.train, seed=1, cache_dir=tmp_path / "c")
+    a = synthetic_validation(split.train, seed=0, folder=tmp_path / "a")
+    b = synthetic_validation(split.train, seed=0, folder=tmp_path / "b")
+    c = synthetic_validation(split.train, seed=1, folder=tmp_path / "c")
     assert [s.path.name for s in a.validation] == [s.path.name for s in b.validation]
     for x, y in zip(a.validation, b.validation):
         assert x.path.read_bytes() == y.path.read_bytes()

@@ -16,8 +16,14 @@ _FIELD_LINE = re.compile(r"^\s*(\w+)\s*:[^#]*?(?:#\s*(.*))?$")
 _COMMENT_LINE = re.compile(r"^\s*#\s?(.*)$")
 
 
+def _downloadable() -> list[str]:
+    from bench.data import downloadable_datasets
+
+    return downloadable_datasets()
+
+
 @click.command()
-@click.argument("dataset", type=click.Choice(["mtd", "mvtec"]))
+@click.argument("dataset", type=click.Choice(_downloadable()))
 @click.option("--root", type=click.Path(path_type=Path), default=Path("data"), show_default=True,
               callback=folder)
 @click.option("--from", "source", help="A local archive or a URL to fetch instead of the official one.")
@@ -82,10 +88,11 @@ def list_(fields_of: str | None) -> None:
     if fields_of:
         print_fields(fields_of)
         return
+    from bench.config import KNOWN_PRESETS, applied_preset
     from bench.data import DATASETS
     from bench.features import BACKBONES
     from bench.methods import available_methods, get_method
-    from bench.runner import available_suites, load_suite
+    from bench.suites import available_suites, load_suite
 
     click.echo("suites:")
     for name in available_suites():
@@ -93,9 +100,14 @@ def list_(fields_of: str | None) -> None:
     click.echo("methods:")
     for name in available_methods():
         spec = get_method(name)
-        click.echo(f"  {name:10s} presets: {', '.join(spec.presets)}" + (f"  ({spec.note})" if spec.note else ""))
+        falls = [f"{p} -> {applied_preset(spec.presets, p)}" for p in KNOWN_PRESETS
+                 if p not in spec.presets]
+        presets = ", ".join(spec.presets) + (f" ({', '.join(falls)})" if falls else "")
+        click.echo(f"  {name:10s} presets: {presets}" + (f"  ({spec.note})" if spec.note else ""))
     click.echo(f"backbones: {', '.join(BACKBONES)}")
-    click.echo(f"datasets: {', '.join(DATASETS)}")
+    click.echo("datasets: " + ", ".join(
+        name + (f" (split variants: {', '.join(spec.split_variants)})"
+                if spec.has_split_variants else "") for name, spec in DATASETS.items()))
     click.echo("config fields of a method: python bench.py list --fields METHOD")
 
 
@@ -107,8 +119,9 @@ def list_(fields_of: str | None) -> None:
 def report(results_dir: Path, out: Path) -> None:
     """Render Tables 1-3 and Figures 5-8 beside the paper's, from the results store alone."""
     from bench.report import build_report
+    from bench.results import ResultsStore
 
-    if not (results_dir / "records").is_dir():
+    if not ResultsStore(results_dir).has_records():
         click.echo(f"note: no records under {results_dir}; every cell will read 'not run'", err=True)
     result = build_report(results_dir, out)
     click.echo(f"wrote {result.markdown} and {result.html} ({len(result.tables)} tables, "
@@ -128,7 +141,8 @@ def localize(results_dir: Path, images: list[str], cell: str | None, out: Path |
     ground-truth contour (from maps stored by run --localize)."""
     from bench.report.data import ReportData
     from bench.report.figures.panels import localization_panels
+    from bench.results import ResultsStore
 
-    out = out or results_dir / "localize"
+    out = out or ResultsStore(results_dir).localize_dir
     for path in localization_panels(ReportData.load(results_dir), images, out, cell):
         click.echo(str(path))

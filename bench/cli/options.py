@@ -193,7 +193,8 @@ def _cell_options() -> list:
         click.option("--categories", callback=csv_list(), help="Comma-separated categories."),
         click.option("--seeds", callback=csv_list(int), help="Comma-separated seeds, e.g. 0,1,2."),
         click.option("--preset", help="paper (default), cpu (best on a 2-core CPU), fast (a few "
-                     "minutes on a CPU), tiny (tests), code."),
+                     "minutes on a CPU), tiny (tests), code; a method without it runs the one "
+                     "it falls back to (cpu, tiny -> fast -> paper; code -> paper)."),
         click.option("--backbone", help="alexnet (default), efficientnet_lite0 (offline), random."),
         click.option("--data-root", type=click.Path(path_type=Path), help="Folder of dataset categories."),
         results_dir_option,
@@ -202,8 +203,10 @@ def _cell_options() -> list:
                           "[default: <results-dir>/.cache]."),
         click.option("--device", default="cpu", show_default=True, callback=device,
                      help="cpu, cuda or cuda:N."),
-        click.option("--mtd-split", type=click.Choice(["authors", "random"]),
-                     help="MTD: the authors' 761 training files, or a seeded random 80/20 split."),
+        click.option("--split-variant", "--mtd-split", "split_variant",
+                     help="How the dataset's train/test split is drawn, for datasets that offer "
+                          "several (MTD: authors, the authors' 761 training files [default], or "
+                          "random, a seeded 80/20 split); `list` shows them."),
         click.option("--validation", type=click.Choice(["synthetic"]),
                      help="Hold out 20 % of the training images and pair them with synthetic "
                           "defects: each cell also reports a validation AUROC, no test image "
@@ -221,7 +224,7 @@ def _output_options() -> list:
     return [
         click.option("--save-models", is_flag=True,
                      help="Keep each fitted model under <results-dir>/models/ for `predict` "
-                          "(the feature-pipeline methods: differnet, knn, ocsvm)."),
+                          "(every method whose score of an image depends on that image alone)."),
         click.option("--threshold-fpr", type=click.FloatRange(0, 1, min_open=True, max_open=True),
                      default=0.05, show_default=True,
                      help="With --save-models and --validation: the saved decision threshold "

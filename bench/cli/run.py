@@ -27,23 +27,29 @@ def check_overrides(suite, set_values: dict) -> None:
         check_override_types(classes, values, source=f"suite {suite.name} [variants.{name}]")
 
 
-def execute(suite, *, methods, categories, seeds, preset, backbone, data_root, results_dir,
-            cache_dir, device, mtd_split, set_, progress, localize=False, shots=None,
-            validation=None, save_models=False, threshold_fpr=0.05, **executor) -> None:
-    from bench.executors import execute_cells
-    from bench.results import ResultsStore
-    from bench.runner import plan
-    from bench.summary import with_paper
-
-    changes = {k: v for k, v in dict(methods=methods, categories=categories, seeds=seeds,
-                                     preset=preset, backbone=backbone, mtd_split=mtd_split,
-                                     shots=shots, validation=validation).items()
-               if v is not None}
+def with_options(suite, set_: tuple[str, ...], **fields):
+    """The suite with the command's options applied (an option left out keeps the suite's
+    value; ``--set`` values join its overrides), and the ``--set`` values, checked."""
+    changes = {k: v for k, v in fields.items() if v is not None}
     set_values = parse_set(set_)
     if set_values:
         changes["overrides"] = {**suite.overrides, **set_values}
     suite = dataclasses.replace(suite, **changes)
     check_overrides(suite, set_values)
+    return suite, set_values
+
+
+def execute(suite, *, methods, categories, seeds, preset, backbone, data_root, results_dir,
+            cache_dir, device, split_variant, set_, progress, localize=False, shots=None,
+            validation=None, save_models=False, threshold_fpr=0.05, **executor) -> None:
+    from bench.executors import execute_cells
+    from bench.results import ResultsStore
+    from bench.suites import plan
+    from bench.summary import with_paper
+
+    suite, _ = with_options(suite, set_, methods=methods, categories=categories, seeds=seeds,
+                            preset=preset, backbone=backbone, split_variant=split_variant,
+                            shots=shots, validation=validation)
     settings = executor_settings(suite.executor, executor)
     cells = plan(suite, data_root=data_root)
     store = ResultsStore(results_dir)
@@ -70,7 +76,7 @@ def execute(suite, *, methods, categories, seeds, preset, backbone, data_root, r
 @run_options
 def run(suite_name: str, **options) -> None:
     """Train and evaluate every cell of a suite, skipping cells already recorded."""
-    from bench.runner import load_suite
+    from bench.suites import load_suite
 
     execute(load_suite(suite_name), **options)
 
@@ -87,7 +93,7 @@ def fewshot(shots, runs: int, suite_name: str, seeds, **options) -> None:
 
     DifferNet only unless --methods says otherwise: the paper's few-shot results are DifferNet's.
     """
-    from bench.runner import load_suite
+    from bench.suites import load_suite
 
     seeds = seeds or list(range(runs))
     options["methods"] = options.get("methods") or ["differnet"]
@@ -100,7 +106,7 @@ def fewshot(shots, runs: int, suite_name: str, seeds, **options) -> None:
 @run_options
 def ablation(suite_name: str, **options) -> None:
     """Table 3: DifferNet on MVTec AD under the ablation configurations A-G."""
-    from bench.runner import load_suite
+    from bench.suites import load_suite
 
     execute(load_suite(suite_name), **options)
 

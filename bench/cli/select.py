@@ -7,7 +7,7 @@ import dataclasses
 import click
 
 from bench.cli.options import parse_set, select_options
-from bench.cli.run import check_overrides
+from bench.cli.run import check_overrides, with_options
 from bench.cli.tables import text_table
 from bench.errors import BenchError
 
@@ -30,26 +30,20 @@ def parse_grid(values: tuple[str, ...]) -> dict[str, list]:
               help="Values to compare: --grid field=v1,v2 (repeat for a product of fields).")
 @select_options
 def select_command(suite_name: str, grid: tuple[str, ...], *, methods, categories, seeds,
-                   preset, backbone, data_root, results_dir, cache_dir, device, mtd_split, set_,
+                   preset, backbone, data_root, results_dir, cache_dir, device, split_variant, set_,
                    progress, localize, validation) -> None:
     """Pick config values by validation AUROC on synthetic defects of held-out training
     images; the test set is never scored. Writes what it saw under <results-dir>/selection/."""
-    from bench.runner import load_suite
     from bench.selection import select
+    from bench.suites import load_suite
 
     if localize or validation:
         raise BenchError("select always uses --validation synthetic and never localizes; drop "
                          "--localize/--validation.")
-    suite = load_suite(suite_name)
-    changes = {k: v for k, v in dict(methods=methods, categories=categories, seeds=seeds,
-                                     preset=preset, backbone=backbone,
-                                     mtd_split=mtd_split).items() if v is not None}
-    set_values = parse_set(set_)
-    if set_values:
-        changes["overrides"] = {**suite.overrides, **set_values}
-    suite = dataclasses.replace(suite, **changes)
+    suite, _ = with_options(load_suite(suite_name), set_, methods=methods,
+                            categories=categories, seeds=seeds, preset=preset, backbone=backbone,
+                            split_variant=split_variant)
     points = parse_grid(grid)
-    check_overrides(suite, set_values)
     for name, values in points.items():
         for value in values:
             check_overrides(dataclasses.replace(suite, overrides={name: value}), {name: value})

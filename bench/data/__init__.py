@@ -10,6 +10,7 @@ from bench.data.catalog import (
     DATASETS,
     dataset_categories,
     download_dataset,
+    downloadable_datasets,
     ensure_dataset,
     get_spec,
     load_split,
@@ -19,6 +20,6 @@ from bench.data.mvtec import MVTEC_ALL, MVTEC_CATEGORIES, MVTEC_TEXTURES
 
 __all__ = [
     "DATASETS", "MTD_CATEGORY", "MVTEC_ALL", "MVTEC_CATEGORIES", "MVTEC_TEXTURES", "DatasetSpec",
-    "Sample", "Split", "dataset_categories", "download_dataset", "ensure_dataset", "few_shot",
+    "Sample", "Split", "dataset_categories", "download_dataset", "downloadable_datasets", "ensure_dataset", "few_shot",
     "get_spec", "load_image", "load_mask", "load_split",
 ]

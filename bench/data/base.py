@@ -87,11 +87,31 @@ class DatasetSpec:
     # Names accepted besides ``categories`` (MVTec's "all", the 15 categories pooled), and the
     # categories each needs on disk.
     extra_categories: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    # The ways its train/test split can be drawn, the default first (MTD: the authors' files or
+    # a seeded random split). A cell's id, its record and the report carry a dataset's variant
+    # only when it has more than one.
     split_variants: tuple[str, ...] = ("default",)
 
     @property
     def downloadable(self) -> bool:
         return self.download is not None
+
+    @property
+    def has_split_variants(self) -> bool:
+        return len(self.split_variants) > 1
+
+    @property
+    def default_split_variant(self) -> str:
+        return self.split_variants[0]
+
+    def split_variant(self, asked: str | None) -> str:
+        """The variant ``asked`` for (None: the default), checked against the dataset's."""
+        if asked is None:
+            return self.default_split_variant
+        if asked not in self.split_variants:
+            raise BenchError(f"dataset {self.name} has no split variant {asked!r}; choose one of "
+                             f"{', '.join(self.split_variants)} (--split-variant).")
+        return asked
 
 
 def few_shot(train: list[Sample], shots: int | None, seed: int) -> list[Sample]:

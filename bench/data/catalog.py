@@ -45,11 +45,10 @@ def download_dataset(name: str, data_root: Path, source: str | None = None, *,
                      force: bool = False, progress: bool = True) -> Path:
     """Download (or import from ``source``) a downloadable dataset into ``data_root``."""
     spec = get_spec(name)
-    if spec.download is None or spec.categories is None:
-        can = [n for n, s in DATASETS.items() if s.download is not None]
+    if name not in downloadable_datasets():
         raise BenchError(
-            f"dataset {name!r} cannot be downloaded (only {', '.join(can)} can); pass "
-            "--data-root pointing at its folder instead."
+            f"dataset {name!r} cannot be downloaded (only {', '.join(downloadable_datasets())} "
+            "can); pass --data-root pointing at its folder instead."
         )
     return import_dataset(name, spec.download, spec.categories, data_root, source, force=force,
                           progress=progress)
@@ -83,24 +82,30 @@ def ensure_dataset(name: str, data_root: Path, categories: list[str] | None = No
     download_dataset(name, data_root)
 
 
+def downloadable_datasets() -> list[str]:
+    """The datasets ``download`` can fetch."""
+    return [n for n, s in DATASETS.items() if s.downloadable and s.categories is not None]
+
+
 def load_split(name: str, category: str, data_root: Path, *, shots: int | None = None,
-               seed: int = 0, mtd_split: str | None = None) -> Split:
+               seed: int = 0, split_variant: str | None = None) -> Split:
     """The train/test split of one category, with a seeded few-shot subset of the training set.
 
-    ``mtd_split`` picks a dataset's split variant (MTD: ``authors``, the original authors' 761
-    training files, or ``random``, a seeded 80/20 split as Sec. 4.1 describes).
+    ``split_variant`` picks one of the dataset's split variants (``DatasetSpec.split_variants``;
+    None: its default), e.g. MTD's ``authors`` (the original authors' 761 training files) or
+    ``random`` (a seeded 80/20 split as Sec. 4.1 describes).
     """
     spec = get_spec(name)
     known = (*spec.categories, *spec.extra_categories) if spec.categories is not None else None
     if known is not None and category not in known:
         raise BenchError(f"{name} has no category {category!r}; choose from {', '.join(known)}.")
-    variant = mtd_split or spec.split_variants[0]
+    variant = spec.split_variant(split_variant)
     split = spec.load(Path(data_root), category, seed=seed, variant=variant)
     full_train = len(split.train)
     split.train = few_shot(split.train, shots, seed)
     split.meta.update(
         n_train_available=full_train,
         train_files=[s.path.name for s in split.train] if shots is not None else None,
-        mtd_split=variant if name == "mtd" else None,
+        split_variant=variant if spec.has_split_variants else None,
     )
     return split

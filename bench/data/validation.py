@@ -135,10 +135,11 @@ def _key(train: list[Sample], seed: int, share: float) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def synthetic_validation(train: list[Sample], seed: int, cache_dir: Path,
+def synthetic_validation(train: list[Sample], seed: int, folder: Path,
                          share: float = VALIDATION_SHARE) -> ValidationSplit:
     """Hold out ``share`` of ``train`` (seeded) and pair the held-out images with synthetic
-    defects made from them; returns the reduced training set and the validation samples."""
+    defects made from them, written under ``folder`` (a cache's ``validation/``); returns the
+    reduced training set and the validation samples."""
     n = len(train)
     n_val = int(min(max(2, round(share * n)), n // 2))
     if n_val < 2 or n - n_val < 1:
@@ -147,7 +148,7 @@ def synthetic_validation(train: list[Sample], seed: int, cache_dir: Path,
     held = sorted(rng.choice(n, size=n_val, replace=False).tolist())
     held_set = set(held)
     kept = [s for i, s in enumerate(train) if i not in held_set]
-    folder = Path(cache_dir) / "validation" / _key(train, seed, share)
+    folder = Path(folder) / _key(train, seed, share)
     if not (folder / "done").is_file():
         _write(train, held, kept, seed, folder)
     validation = [Sample(train[i].path, 0) for i in held]

@@ -17,7 +17,7 @@ from bench.features.bank import extract
 from bench.features.pipeline import STREAM_EPOCHS, FeaturePipelineDetector
 from bench.features.transforms import train_transforms
 from bench.registry import register_method
-from bench.training import Training, run_training
+from bench.training import Training, mean_over_batches, optimizer_step, run_training
 
 
 @register_method(
@@ -82,17 +82,14 @@ class DifferNet(FeaturePipelineDetector):
         def epoch(i: int) -> float:
             feats = epoch_features(i)
             order = torch.from_numpy(rng.permutation(len(feats)))
-            total = 0.0
-            for start in range(0, len(feats), cfg.batch_size):
-                batch = feats[order[start:start + cfg.batch_size]].to(device)
-                loss = self.flow_.nll(batch).mean()
-                if cfg.loss_per_dim:
-                    loss = loss / self.feature_dim_
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                total += loss.item() * len(batch)
-            return total / len(feats)
+
+            def batch_loss(idx: torch.Tensor) -> float:
+                loss = self.flow_.nll(feats[idx].to(device)).mean()
+                return optimizer_step(optimizer, loss / self.feature_dim_ if cfg.loss_per_dim
+                                      else loss)
+
+            return mean_over_batches((order[s:s + cfg.batch_size]
+                                      for s in range(0, len(feats), cfg.batch_size)), batch_loss)
 
         result = run_training(Training(
             desc="flow epochs", loss_name="the flow's loss", epochs=epochs, epoch=epoch,

@@ -23,18 +23,21 @@ import contextlib
 import functools
 import importlib.util
 import io
+import typing
 import warnings
 from collections.abc import Callable
 
 import numpy as np
 import torch
 
+from bench.config import Engine as EngineName
+from bench.config import Precision
 from bench.errors import BenchError
 from bench.features.backbones import Backbone, shared_backbone
 from bench.features.extractor import PooledBackbone
 
-ENGINES = ("auto", "torch", "onnxruntime", "openvino")
-PRECISIONS = ("fp32", "bf16", "fp16")
+ENGINES: tuple[str, ...] = typing.get_args(EngineName)  # the config field's choices
+PRECISIONS: tuple[str, ...] = typing.get_args(Precision)
 # The order ``auto`` tries on a CPU at fp32, fastest first (see the module docstring).
 CPU_FP32_PREFERENCE = ("onnxruntime", "openvino", "torch")
 

@@ -12,10 +12,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+from sklearn.decomposition import PCA
+from sklearn.preprocessing import StandardScaler
 
-from bench.config import FeatureConfig
+from bench.config import PRESETS, FeatureConfig
 from bench.data.base import Sample
-from bench.data.imagecache import ImageCache
+from bench.data.imagecache import ImageCache, content_key
 from bench.features.backbones import shared_backbone
 from bench.features.bank import cached, extract, feature_cache_key
 from bench.features.engines import Engine, shared_engine
@@ -25,6 +27,43 @@ from bench.registry import AttributeState, RunContext
 
 # Independent random streams of one cell, all derived from the cell seed.
 STREAM_TRAIN_TRANSFORMS, STREAM_TEST_TRANSFORMS, STREAM_EPOCHS = 1, 2, 3
+
+# The feature fields of DifferNet's presets: with the same values the feature bank and the
+# test features are the same arrays (same cache key, same seeded transform streams), so a run
+# of DifferNet and 1-NN extracts features once.
+FEATURE_FIELDS = frozenset(FeatureConfig.__dataclass_fields__)
+FEATURE_PRESETS = ("paper", "fast", "cpu", "tiny")  # code: the paper's (config.PRESET_FALLBACK)
+
+
+def feature_presets(extra: dict[str, dict] | None = None) -> dict[str, dict]:
+    """The presets of a method on the shared features: DifferNet's restricted to the feature
+    fields, plus ``extra`` overrides per preset."""
+    extra = extra or {}
+    return {name: {**{k: v for k, v in PRESETS["differnet"][name].items() if k in FEATURE_FIELDS},
+                   **extra.get(name, {})}
+            for name in FEATURE_PRESETS}
+
+
+def fit_zscore_pca(flat: np.ndarray, standardize: bool,
+                   components: int | None) -> tuple[StandardScaler | None, PCA | None]:
+    """What 1-NN and OCSVM learn before their density model (Sec. 4.3): a z-score with the
+    training features' mean and deviation (or None), then a PCA to ``components`` dimensions
+    fitted on the standardised features (or None; at most as many as there are features)."""
+    x = flat.astype(np.float64)
+    scaler = StandardScaler().fit(x) if standardize else None
+    if not components:
+        return scaler, None
+    x = scaler.transform(x) if scaler is not None else x
+    # svd_solver="full" is exact and deterministic (no randomised SVD).
+    pca = PCA(n_components=min(components, *x.shape), svd_solver="full").fit(x)
+    return scaler, pca
+
+
+def zscore_pca(flat: np.ndarray, scaler: StandardScaler | None, pca: PCA | None) -> np.ndarray:
+    """Features through ``fit_zscore_pca``'s z-score and PCA (either may be None)."""
+    x = flat.astype(np.float64)
+    x = scaler.transform(x) if scaler is not None else x
+    return pca.transform(x) if pca is not None else x
 
 
 class FeaturePipelineDetector(AttributeState):
@@ -66,15 +105,15 @@ class FeaturePipelineDetector(AttributeState):
         return engine
 
     def images(self) -> ImageCache:
-        cache = self.context.cache_dir
-        return ImageCache(None if cache is None else cache / "images")
+        caches = self.context.caches
+        return ImageCache(None if caches is None else caches.images)
 
     def features(self, samples: Sequence[Sample], params: np.ndarray, desc: str) -> np.ndarray:
         """Features of ``samples`` under ``params`` (N, K, D), from the on-disk cache if there."""
-        engine, images, cache = self._engine(), self.images(), self.context.cache_dir
+        engine, images, caches = self._engine(), self.images(), self.context.caches
         key = feature_cache_key(engine, self.config, images, samples, params)
         return cached(
-            None if cache is None else cache / "features", key,
+            None if caches is None else caches.features, key,
             lambda: extract(engine, images, samples, params, self.config, self.context.progress,
                             desc),
         )
@@ -124,3 +163,12 @@ class FeaturePipelineDetector(AttributeState):
         """Eq. 5's mean score of each sample under its own transforms ``params`` (n, T, 3)."""
         feats = self.features(samples, params, "features")
         return self._score_features(feats).mean(axis=1)
+
+    def scores_alone(self) -> bool:
+        return True  # each image under its own transforms (``transforms_for``)
+
+    def score_new(self, samples: Sequence[Sample], run_keys: Sequence[str]) -> np.ndarray:
+        """``bench.registry.Predictor``: each image under the transforms ``transforms_for``
+        gives it."""
+        keys = [content_key(s.path) for s in samples]
+        return self.score_under(samples, self.transforms_for(keys, run_keys))

@@ -20,14 +20,17 @@ from typing import Any
 
 import pandas as pd
 
+from bench.data import DATASETS
+from bench.paper import PAPER_DATASETS as PAPER_DATASET_TITLES
 from bench.results import CONFIGURATION, SEED_GROUP, TABLE_CELL, Record, ResultsStore
 from bench.summary import seed_summary
 
 NOT_RUN = "not run"
 FAILED = "failed"
 PAPER_BACKBONE = "alexnet"
-PAPER_DATASETS = ("mvtec", "mtd")
-NO_MTD_SPLIT = "-"  # the tidy table's mtd_split outside MTD (None in the record)
+PAPER_DATASETS = tuple(PAPER_DATASET_TITLES)
+# The tidy table's split_variant for a dataset with one way to split (None in the record).
+NO_SPLIT_VARIANT = "-"
 # Data the paper never used: how the report names it.
 DATASET_TITLES = {"folder": "Your own data", "synthetic": "Synthetic defects"}
 DESCRIPTIONS = {"folder": "your own category folders, `--suite folder`",
@@ -47,7 +50,8 @@ class ReportData:
         store = ResultsStore(Path(results_dir))
         frame = store.load()
         records = {r.cell_id: r for r in store.records()}
-        frame["mtd_split"] = frame["mtd_split"].fillna(NO_MTD_SPLIT)  # so it groups and sorts
+        # So it groups and sorts.
+        frame["split_variant"] = frame["split_variant"].fillna(NO_SPLIT_VARIANT)
         return cls(store, with_seed_summary(frame), records)
 
     def rows(self, **equal: Any) -> pd.DataFrame:
@@ -96,10 +100,17 @@ def _config_rank(group: pd.DataFrame) -> tuple:
         bool(ok["reduced"].any()) if not ok.empty else True,
         PRESET_RANK.get(first["preset"], len(PRESET_RANK)),
         isinstance(backbone, str) and backbone != PAPER_BACKBONE,
-        first["mtd_split"] not in ("authors", NO_MTD_SPLIT),
+        not default_split(first["dataset"], first["split_variant"]),
         -ok["seed"].nunique(),
         str(first["config_hash"]),
     )
+
+
+def default_split(dataset: str, split_variant: str) -> bool:
+    """Whether a row's split is its dataset's default (or the dataset has only one)."""
+    spec = DATASETS.get(dataset)
+    return split_variant == NO_SPLIT_VARIANT or (
+        spec is not None and split_variant == spec.default_split_variant)
 
 
 def select_closest(rows: pd.DataFrame) -> pd.DataFrame:

@@ -10,7 +10,7 @@ from typing import Any
 import pandas as pd
 
 from bench.config import REDUCED_PRESETS
-from bench.report.data import NO_MTD_SPLIT, PAPER_BACKBONE, ReportData, ok_rows
+from bench.report.data import NO_SPLIT_VARIANT, PAPER_BACKBONE, ReportData, ok_rows
 from bench.results import TABLE_CELL, Record
 
 MIN_SEEDS = 3  # Fig. 7 averages three random subsets; fewer seeds are flagged
@@ -27,7 +27,7 @@ class Provenance:
     seeds_max: int
     n_cells: int
     flags: list[str]
-    mtd_splits: list[str] = field(default_factory=list)
+    split_variants: list[str] = field(default_factory=list)  # "<dataset> <variant>"
     # Values behind the rows that a test AUROC decided; None: some records predate the check.
     test_choices: list[str] | None = None
 
@@ -43,8 +43,8 @@ class Provenance:
             f"Preset: {', '.join(self.presets)}. Backbone: {', '.join(self.backbones)}. "
             f"Seeds per cell: {seeds} ({self.n_cells} record{'s' if self.n_cells != 1 else ''})."
         )
-        if self.mtd_splits:
-            line += f" MTD split: {', '.join(self.mtd_splits)}."
+        if self.split_variants:
+            line += f" Split: {', '.join(self.split_variants)}."
         if self.test_choices is None:
             line += " Values chosen on test data: not recorded (records older than the check)."
         else:
@@ -91,6 +91,15 @@ def _preset_flags(records: list[Record], presets: list[str], expected: set[str])
     return flags
 
 
+def _preset_fallbacks(records: list[Record]) -> list[str]:
+    """Methods that ran another preset than the one asked for, as they lack it
+    (config.PRESET_FALLBACK; recorded in ``Record.preset_applied``)."""
+    ran = sorted({(r.method, r.preset, r.preset_applied) for r in records
+                  if r.preset_applied not in (None, r.preset)})
+    return [f"{m} ran its '{applied}' preset for '{asked}' (it has no '{asked}')"
+            for m, asked, applied in ran]
+
+
 def _test_choices(records: list[Record]) -> list[str] | None:
     """The recorded preset values behind ``records`` that were decided on test data."""
     if any("value_origins" not in r.info for r in records):
@@ -129,6 +138,7 @@ def provenance(
     seeds = ok.groupby(list(TABLE_CELL), dropna=False)["seed"].nunique()
     records = data.records_of(ok)
     flags = _preset_flags(records, presets, set(expected) | {"backbone"})
+    flags += _preset_fallbacks(records)
     flags += _method_notes(records)
     substitutes = [b for b in ok["backbone"].dropna().unique() if b != PAPER_BACKBONE]
     if substitutes:
@@ -144,7 +154,8 @@ def provenance(
     test_choices = _test_choices(records)
     if test_choices:
         flags.append(f"values chosen on test data: {', '.join(test_choices)}")
-    splits = sorted(set(ok["mtd_split"]) - {NO_MTD_SPLIT})
+    splits = sorted({f"{d} {v}" for d, v in zip(ok["dataset"], ok["split_variant"])
+                     if v != NO_SPLIT_VARIANT})
     return Provenance(
         presets, backbones, int(seeds.min()), int(seeds.max()), len(ok), flags, splits,
         test_choices,

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from matplotlib.figure import Figure
 
-from bench.paper import paper_table
+from bench.paper import MTD, paper_table
 from bench.report.data import ReportData, ok_rows
 from bench.report.figures.base import ReportFigure, draw_roc, palette, placeholder, save, style
 from bench.report.paper_refs import DIFFERNET, PAPER_MTD_RECALL_AT_0FP, method_order
@@ -17,7 +17,7 @@ from bench.report.provenance import provenance
 def figure5_roc(data: ReportData, out_dir: Path) -> ReportFigure:
     """ROC curves of every method on MTD (seeds averaged vertically on a common FPR grid)."""
     key, title = "fig5_roc_mtd", "Figure 5: ROC curves on Magnetic Tile Defects"
-    ok = ok_rows(data.select(dataset="mtd", variant=None, shots=None))
+    ok = ok_rows(data.select(dataset=MTD, variant=None, shots=None))
     base = (
         "ROC curves of the methods on MTD (the paper's Figure 5). The star marks the paper's "
         f"statement that DifferNet reaches a recall of about {PAPER_MTD_RECALL_AT_0FP:.0f} % "

@@ -9,6 +9,7 @@ import pandas as pd
 import seaborn as sns
 from matplotlib.figure import Figure
 
+from bench.paper import MTD
 from bench.report.data import ReportData, ok_rows
 from bench.report.figures.base import ReportFigure, palette, placeholder, save, style
 from bench.report.paper_refs import DIFFERNET, recall_at_zero_fp
@@ -26,7 +27,7 @@ BASE = (
 def figure6_histogram(data: ReportData, out_dir: Path) -> ReportFigure:
     """Normalised histogram of DifferNet's MTD scores, defect-free vs defective."""
     key, title = "fig6_scores_mtd", "Figure 6: DifferNet's anomaly scores on MTD"
-    ok = ok_rows(data.select(dataset="mtd", method=DIFFERNET, variant=None, shots=None))
+    ok = ok_rows(data.select(dataset=MTD, method=DIFFERNET, variant=None, shots=None))
     if ok.empty:
         png, pdf = placeholder(
             out_dir, key, title, "no DifferNet record on MTD: run `bench.py run --suite mtd`"

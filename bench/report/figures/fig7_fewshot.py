@@ -10,7 +10,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from bench.paper import method_label, paper_auroc
+from bench.paper import MTD, MVTEC, method_label, paper_auroc
 from bench.report.data import ReportData, ok_rows
 from bench.report.figures.base import ReportFigure, palette, placeholder, save, style
 from bench.report.paper_refs import DIFFERNET
@@ -68,7 +68,7 @@ def figure7_fewshot(data: ReportData, out_dir: Path) -> ReportFigure:
         return ReportFigure(
             key, title, base, png, pdf, provenance(data, ok.iloc[0:0]), placeholder=True
         )
-    rank = {"mtd": 0, "mvtec": 1}
+    rank = {MTD: 0, MVTEC: 1}
     groups.sort(key=lambda g: (rank.get(g[0], 2), g[0], g[1]))
     colors = palette(len(groups))
     used = []
@@ -86,8 +86,8 @@ def figure7_fewshot(data: ReportData, out_dir: Path) -> ReportFigure:
             ticks.update(xs)
             name = (
                 "MTD"
-                if dataset == "mtd"
-                else (category if dataset == "mvtec" else f"{dataset}/{category}")
+                if dataset == MTD
+                else (category if dataset == MVTEC else f"{dataset}/{category}")
             )
             # Other methods trained on the same subsets (fewshot --methods ...), same colour.
             for method, style_ in _compared(data, dataset, category).items():

@@ -9,6 +9,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from PIL import Image
 
+from bench.paper import MTD, MVTEC, PAPER_DATASETS
 from bench.report.data import PRESET_RANK, ReportData
 from bench.report.figures.base import ReportFigure, placeholder, save, style
 from bench.report.paper_refs import DIFFERNET
@@ -55,7 +56,7 @@ def figure8_localization(data: ReportData, out_dir: Path) -> ReportFigure:
             out_dir, key, title, "no gradient maps stored: run DifferNet with `--localize`"
         )
         return ReportFigure(key, title, base, png, pdf, provenance(data, rows), placeholder=True)
-    rank = {"mvtec": 0, "mtd": 1}
+    rank = {MVTEC: 0, MTD: 1}
     rows = rows.assign(
         _rank=[
             (rank.get(d, 2), isinstance(v, str), PRESET_RANK.get(p, len(PRESET_RANK)))
@@ -118,7 +119,7 @@ def figure8_localization(data: ReportData, out_dir: Path) -> ReportFigure:
             if mask is not None and mask.any():
                 axes[2, j].contour(mask, levels=[0.5], colors="white", linewidths=0.8)
             category = f.split("/", 1)[0] if record.category == "all" else record.category
-            name = {"mvtec": category, "mtd": "MTD"}.get(
+            name = {MVTEC: category, MTD: PAPER_DATASETS[MTD]}.get(
                 record.dataset, f"{record.dataset}: {category}"
             )
             axes[0, j].set_title(f"{name}\n{defect.split('/')[-1]}", fontsize=9)

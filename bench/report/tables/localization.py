@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from bench.paper import method_label
+from bench.paper import PAPER_DATASETS, method_label
 from bench.report.cells import format_number, ok_rows
 from bench.report.data import ReportData, dataset_title
 from bench.report.provenance import provenance
@@ -20,7 +20,7 @@ CAPTION = (
     "constant map (chance) and each pixel's distance to the mean training image (no learning). "
     "The paper reports no pixel-level number."
 )
-PAPER_TITLES = {"mtd": "MTD", "mvtec": "MVTec AD"}
+PAPER_TITLES = PAPER_DATASETS
 REFERENCES = {"constant": "reference: constant map",
               "mean_image": "reference: distance to the mean training image"}
 

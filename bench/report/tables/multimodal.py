@@ -9,7 +9,7 @@ import pandas as pd
 
 from bench.data import MVTEC_CATEGORIES
 from bench.metrics import image_auroc
-from bench.paper import method_label, paper_table
+from bench.paper import MVTEC, method_label, paper_table
 from bench.report.cells import CellStat, compare_columns, format_number, match
 from bench.report.data import ReportData
 from bench.report.paper_refs import DIFFERNET, PAPER_MULTIMODAL_AUROC
@@ -67,7 +67,7 @@ def _method_rows(data: ReportData, rows: pd.DataFrame, method: str,
 def multimodal(data: ReportData) -> Table:
     """All 15 MVTec AD categories as one class (Sec. 4.5): mean of per-category AUROCs (the
     paper's measure), the pooled AUROC and each category's AUROC under the one model."""
-    rows = data.select(dataset="mvtec", category="all", variant=None, shots=None)
+    rows = data.select(dataset=MVTEC, category="all", variant=None, shots=None)
     paper1 = paper_table("table1_mvtec_auroc.csv").set_index("category")
     methods = sorted(set(rows["method"])) if not rows.empty else [DIFFERNET]
     frame = pd.DataFrame([r for m in methods for r in _method_rows(data, rows, m, paper1)])

@@ -7,7 +7,7 @@ import math
 import pandas as pd
 
 from bench.data import MVTEC_CATEGORIES, MVTEC_TEXTURES
-from bench.paper import method_label, paper_table
+from bench.paper import MVTEC, method_label, paper_table
 from bench.report.cells import CellStat, format_number, format_stat, match
 from bench.report.data import ReportData
 from bench.report.paper_refs import DIFFERNET, paper_to_method
@@ -110,7 +110,7 @@ def _display(frame: pd.DataFrame, columns: list) -> pd.DataFrame:
 def table1(data: ReportData) -> Table:
     """MVTec AD image AUROC per category and method, beside the paper's Table 1."""
     paper = paper_table("table1_mvtec_auroc.csv").set_index("category")
-    rows = data.select(dataset="mvtec", variant=None)
+    rows = data.select(dataset=MVTEC, variant=None)
     rows = rows[rows["category"].isin(MVTEC_CATEGORIES)] if not rows.empty else rows
     columns = _columns(paper, rows)
     frame = pd.DataFrame(

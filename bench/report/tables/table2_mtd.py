@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from bench.paper import method_label, paper_table
+from bench.paper import MTD, method_label, paper_table
 from bench.report.cells import CellStat, compare_columns, format_number, match, seeds_texts
 from bench.report.data import ReportData
 from bench.report.paper_refs import PAPER_MTD_RECALL_AT_0FP, paper_to_method, recall_at_zero_fp
@@ -27,7 +27,7 @@ def table2(data: ReportData) -> Table:
     """MTD image AUROC per method, beside the paper's Table 2."""
     paper = paper_table("table2_mtd_auroc.csv").set_index("method")["auroc"]
     names = paper_to_method()
-    rows = data.select(dataset="mtd", variant=None, shots=None)
+    rows = data.select(dataset=MTD, variant=None, shots=None)
     columns = [(label, names.get(label)) for label in paper.index]
     shown = {m for _, m in columns if m}
     for method in sorted(set(rows["method"]) - shown) if not rows.empty else []:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pandas as pd
 
 from bench.data import MVTEC_CATEGORIES
-from bench.paper import paper_table
+from bench.paper import MVTEC, paper_table
 from bench.report.cells import CellStat, format_number, ours_texts, seeds_texts
 from bench.report.data import FAILED, NOT_RUN, ReportData, ok_rows, select_closest
 from bench.report.paper_refs import DIFFERNET
@@ -58,7 +58,7 @@ def _variant_row(data: ReportData, variant: str, vrows: pd.DataFrame,
 def table3(data: ReportData) -> Table:
     """The ablation (Table 3): mean AUROC over the MVTec AD categories run, per configuration."""
     paper = paper_table("table3_ablation_mvtec_mean_auroc.csv").set_index("config")
-    rows = data.rows(dataset="mvtec", method=DIFFERNET, shots=None)
+    rows = data.rows(dataset=MVTEC, method=DIFFERNET, shots=None)
     rows = select_closest(rows[rows["variant"].notna() & rows["category"].isin(MVTEC_CATEGORIES)])
     variants = list(paper.index) + sorted(set(rows["variant"]) - set(paper.index))
     frame = pd.DataFrame([

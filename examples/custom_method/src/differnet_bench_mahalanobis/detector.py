@@ -23,9 +23,8 @@ from dataclasses import dataclass
 import numpy as np
 from sklearn.covariance import LedoitWolf
 
-from baselines.knn import feature_presets
 from bench.config import FeatureConfig
-from bench.features.pipeline import FeaturePipelineDetector
+from bench.features.pipeline import FeaturePipelineDetector, feature_presets
 from bench.registry import register_method
 
 

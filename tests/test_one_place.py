@@ -1,0 +1,148 @@
+"""Each piece of knowledge in one place: the preset rule, split variants as a dataset's own,
+string choices checked up front, saving through protocols (not base classes), and the store's
+layout."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+from cli_helpers import TINY, invoke, one_line_error
+
+from bench.config import applied_preset
+from bench.errors import BenchError
+from bench.models import can_save, load_model, predict
+from bench.registry import METHODS, register_method
+from bench.results import Record, ResultsStore
+from bench.runner import run_cells
+from bench.suites import Suite, plan
+
+
+def test_a_preset_a_method_lacks_falls_back_by_one_rule_and_is_recorded(synthetic_root, tmp_path):
+    suite = Suite(name="t", dataset="synthetic", methods=["differnet", "geotrans", "knn"],
+                  categories=["blobs"], preset="code", backbone="random")
+    applied = {c.method: c.preset_applied for c in plan(suite, data_root=synthetic_root)}
+    assert applied == {"differnet": "code", "geotrans": "code", "knn": "paper"}
+    suite = Suite(name="t", dataset="synthetic", methods=["dsebm"], categories=["blobs"],
+                  preset="cpu", overrides={"epochs": 1, "image_size": 32})
+    store = ResultsStore(tmp_path)
+    run_cells(plan(suite, data_root=synthetic_root), store)
+    (record,) = store.records()
+    assert (record.preset, record.preset_applied) == ("cpu", "fast") and record.reduced
+    assert applied_preset({"paper": {}}, "tiny") == "paper"  # tiny -> fast -> paper
+    with pytest.raises(BenchError, match="unknown preset 'fsat'"):
+        plan(Suite(name="t", dataset="synthetic", methods=["knn"], preset="fsat"),
+             data_root=synthetic_root)
+
+
+def test_a_string_choice_typo_is_refused_before_any_cell(tmp_path):
+    result = invoke("run", "--suite", "smoke", "--data-root", str(tmp_path / "nothing"),
+                    "--results-dir", str(tmp_path / "r"), *TINY,
+                    "--set", "extractor_engine=onxruntime")
+    line = one_line_error(result)
+    assert "extractor_engine" in line and "onnxruntime" in line
+    assert not (tmp_path / "nothing").exists() and not (tmp_path / "r").exists()
+
+
+def test_split_variants_are_the_datasets_own(synthetic_root, tmp_path):
+    with pytest.raises(BenchError, match="no split variant 'random'"):
+        plan(Suite(name="t", dataset="synthetic", methods=["knn"], split_variant="random"),
+             data_root=synthetic_root)
+    (cell,) = plan(Suite(name="t", dataset="synthetic", methods=["knn"], categories=["blobs"]),
+                   data_root=synthetic_root)
+    assert cell.recorded_split_variant is None and "split-" not in cell.cell_id
+    # --mtd-split stays as an alias of --split-variant.
+    result = invoke("run", "--suite", "smoke", "--data-root", str(synthetic_root),
+                    "--results-dir", str(tmp_path), *TINY, "--mtd-split", "random")
+    assert "no split variant 'random'" in one_line_error(result)
+
+
+def test_records_written_with_mtd_split_still_load(tmp_path):
+    record = Record(cell_id="knn__mtd__x", status="ok", method="knn", dataset="mtd",
+                    category="mtd", seed=0, shots=None, preset="fast", backbone="random",
+                    variant=None, config={}, config_hash="abc", reduced=True, auroc=0.9)
+    store = ResultsStore(tmp_path)
+    path = store.write(record)
+    data = json.loads(path.read_text())
+    data.pop("split_variant"), data.pop("preset_applied")
+    path.write_text(json.dumps({**data, "mtd_split": "random"}))  # as a record of before
+    assert store.record(record).split_variant == "random"
+    assert store.load()["split_variant"].tolist() == ["random"]
+
+
+@dataclass(frozen=True)
+class MeanBrightnessConfig:
+    offset: float = 0.0  # a field, so --set and config hashes have something to see
+
+
+class MeanBrightness:
+    """A plugin that subclasses nothing of the harness: the distance of an image's mean
+    brightness from the training images'. Saved through the protocols alone."""
+
+    def __init__(self, config, context):
+        self.config, self.context = config, context
+
+    def _brightness(self, samples) -> np.ndarray:
+        from PIL import Image
+
+        return np.array([np.asarray(Image.open(s.path).convert("L"), float).mean()
+                         for s in samples])
+
+    def fit(self, train):
+        self.mean_ = float(self._brightness(train).mean())
+        return self
+
+    def score(self, test):
+        return np.abs(self._brightness(test) - self.mean_) + self.config.offset
+
+    def get_state(self) -> dict:
+        return {"mean_": self.mean_}
+
+    def set_state(self, state: dict) -> None:
+        self.mean_ = state["mean_"]
+
+    def scores_alone(self) -> bool:
+        return True
+
+    def score_new(self, samples, run_keys):
+        return self.score(samples)
+
+
+@pytest.fixture
+def mean_brightness():
+    """The plugin registered for one test only."""
+    register_method("mean_brightness_test", config_cls=MeanBrightnessConfig,
+                    presets={"paper": {}}, paper_name=None)(MeanBrightness)
+    yield "mean_brightness_test"
+    METHODS.pop("mean_brightness_test")
+
+
+def test_a_method_that_subclasses_nothing_is_saved_and_predicts(synthetic_root, tmp_path,
+                                                                mean_brightness):
+    assert can_save(MeanBrightness(MeanBrightnessConfig(), None))
+    suite = Suite(name="t", dataset="synthetic", methods=[mean_brightness],
+                  categories=["blobs"])
+    store = ResultsStore(tmp_path)
+    run_cells(plan(suite, data_root=synthetic_root), store, save_models=True)
+    (record,) = store.records()
+    model_file = Path(record.info["model_file"])
+    assert model_file == store.model_path(record.cell_id) and model_file.is_file()
+    paths = [synthetic_root / "blobs" / "test" / name for name in record.test_files[:5]]
+    table = predict(load_model(model_file), paths, show_progress=False)
+    np.testing.assert_allclose(table["score"], record.scores[:5])
+    assert isinstance(load_model(model_file).detector, MeanBrightness)
+
+
+def test_the_store_answers_every_path_under_its_folder(tmp_path):
+    store = ResultsStore(tmp_path)
+    paths = [store.records_dir, store.lease_path(type("C", (), {"cell_id": "c"})),
+             store.maps_path("c"), store.model_path("c"), store.checkpoint_path("c"),
+             store.default_cache_dir, store.cache().images, store.cache().features,
+             store.cache().validation, store.slurm_dir, store.localize_dir,
+             store.selection().root]
+    assert all(p.is_relative_to(tmp_path) for p in paths)
+    assert len(set(paths)) == len(paths)
+    assert store.cache(tmp_path / "elsewhere").features == tmp_path / "elsewhere" / "features"
