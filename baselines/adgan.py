@@ -154,7 +154,7 @@ ADGAN_PRESETS = {
 
 
 @register_method(
-    "adgan", config_cls=ADGANConfig, presets=ADGAN_PRESETS, paper_name="ADGAN",
+    "adgan", config_cls=ADGANConfig, presets=ADGAN_PRESETS, paper_name="ADGAN", family="paper",
     uses_backbone=False, note=NOTE,
 )
 class ADGAN(ImageBaseline):

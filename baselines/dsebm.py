@@ -122,7 +122,7 @@ DSEBM_PRESETS = {
 
 
 @register_method(
-    "dsebm", config_cls=DSEBMConfig, presets=DSEBM_PRESETS, paper_name="DSEBM",
+    "dsebm", config_cls=DSEBMConfig, presets=DSEBM_PRESETS, paper_name="DSEBM", family="paper",
     uses_backbone=False,
 )
 class DSEBM(ImageBaseline):

@@ -224,6 +224,7 @@ GANOMALY_PRESETS = {
 
 @register_method(
     "ganomaly", config_cls=GanomalyConfig, presets=GANOMALY_PRESETS, paper_name="GANomaly",
+    family="paper",
     uses_backbone=False,
 )
 class Ganomaly(ImageBaseline):

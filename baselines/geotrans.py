@@ -233,6 +233,7 @@ GEOTRANS_PRESETS = {
 
 @register_method(
     "geotrans", config_cls=GeoTransConfig, presets=GEOTRANS_PRESETS, paper_name="GeoTrans",
+    family="paper",
     uses_backbone=False,
 )
 class GeoTrans(ImageBaseline):

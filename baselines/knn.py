@@ -55,6 +55,7 @@ KNN_PRESETS = feature_presets()
 
 @register_method(
     "knn", config_cls=KNNConfig, presets=KNN_PRESETS, paper_name="1-NN", uses_backbone=True,
+    family="paper",
 )
 class KNN(FeaturePipelineDetector):
     """Learned state: ``scaler_`` (or None), ``pca_``, ``index_`` (a fitted NearestNeighbors)."""

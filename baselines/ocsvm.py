@@ -67,7 +67,7 @@ OCSVM_PRESETS = feature_presets()
 
 
 @register_method(
-    "ocsvm", config_cls=OCSVMConfig, presets=OCSVM_PRESETS, paper_name="OCSVM",
+    "ocsvm", config_cls=OCSVMConfig, presets=OCSVM_PRESETS, paper_name="OCSVM", family="paper",
     uses_backbone=True,
 )
 class OCSVM(FeaturePipelineDetector):

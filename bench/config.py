@@ -66,6 +66,26 @@ class FeatureConfig:
 
 
 @dataclass(frozen=True)
+class SpatialConfig:
+    """The backbone's feature maps the patch-level methods read (PatchCore, PaDiM, CS-Flow);
+    each method's config sets these defaults from its own paper."""
+
+    backbone: str = "wide_resnet50_2"  # overridden per method with its paper's backbone
+    image_size: int = 224  # the backbone's input side (after the crop)
+    # Decoded at ``resize`` x ``resize`` and centre-cropped to ``image_size`` (PatchCore's and
+    # PaDiM's protocol); None: resized straight to ``image_size`` (the whole image is seen).
+    resize: int | None = 256
+    # Which stages: for each stride, the last stage whose maps are this many times smaller than
+    # the input (the output of a resolution's last block: WideResNet-50's layer1-4 are strides
+    # 4, 8, 16, 32; EfficientNet-Lite0's stages 2, 3, 5, 7); ``stages`` names them outright.
+    feature_strides: tuple[int, ...] = (8, 16)
+    stages: tuple[int, ...] | None = None
+    extractor_engine: Engine = "auto"  # as FeatureConfig's: speed only
+    extractor_precision: Precision = "fp32"
+    extract_batch_size: int = 16  # throughput only
+
+
+@dataclass(frozen=True)
 class DifferNetConfig(FeatureConfig):
     """DifferNet (Sec. 3 and 4.2). Defaults are the paper's; see ``PRESETS`` for the others."""
 
@@ -113,12 +133,12 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
         # The few-minutes preset for a 2-core CPU: the paper's image sizes and scales; a bank of
         # 8 training transforms per image of which each epoch draws 4 (fresh draws, not the same
         # rows every epoch), 4 test transforms, a 512-wide flow, 40 epochs (at least
-        # ``min_steps`` steps on small sets). Rotations: the paper's uniform angles (VALUE_ORIGINS).
+        # ``min_steps`` steps on small sets). Rotations: the paper's uniform angles (bench/origins.py).
         "fast": dict(n_bank_transforms=8, n_test_transforms=4, subnet_hidden=512, epochs=40),
         # The best reproduction 2 CPU cores afford: it reduces compute, not the protocol. A bank
         # of 16 fresh transforms per image (4 drawn each epoch), 32 test transforms (the paper's
         # 64 would take about 21 minutes of extraction per MTD cell at 30 images/s), a 512-wide
-        # flow, 40 epochs and ``min_steps``. Rotations: the paper's uniform angles (VALUE_ORIGINS).
+        # flow, 40 epochs and ``min_steps``. Rotations: the paper's uniform angles (bench/origins.py).
         "cpu": dict(n_bank_transforms=16, n_test_transforms=32, subnet_hidden=512, epochs=40),
         # For tests and the smoke suite: 64-pixel images, 4 transforms, a 2-block 64-wide flow,
         # 25 epochs of batches of 32.
@@ -166,58 +186,6 @@ def applied_preset(presets: Mapping[str, Any], preset: str) -> str:
     return name
 
 
-@dataclass(frozen=True)
-class ValueOrigin:
-    """How a preset value that is a modelling choice (not a compute budget) was decided."""
-
-    field: str
-    value: Any
-    presets: tuple[str, ...]  # the presets that use it; () = every preset
-    decided_on: str  # "validation" (bench.py select, never the test set) or "test"
-    evidence: str  # what was measured, and whether a test AUROC had been seen before
-    backbone: str | None = None  # applies only with this backbone
-
-
-# Every such value, with its evidence. The runner records the ones a cell uses, and the report
-# says for each table whether any value behind it was decided on test data.
-VALUE_ORIGINS: tuple[ValueOrigin, ...] = (
-    # `bench.py select --preset fast --backbone efficientnet_lite0 --grid
-    # rotation_mode=uniform,right_angles --grid backbone_stage=...` (seed 0; validation AUROC):
-    #   MTD (609 training images, 152 held-out normals + 152 synthetic defects), stages 5/6:
-    #     uniform 0.826 / 0.910, right_angles 0.834 / 0.918
-    #   synthetic suite (stripes + blobs, 8 + 8 validation images each), stages 4/5/6:
-    #     uniform 0.680 / 0.891 / 0.945, right_angles 0.672 / 0.852 / 0.914
-    # Stage 6 wins on both by 3-9 points. The rotation mode splits (MTD +0.8 for right angles,
-    # synthetic +3.1 for uniform, both within one seed's noise); the mean over the two datasets
-    # favours uniform (0.928 vs 0.916), which is also the paper's: fast and cpu use it.
-    ValueOrigin(
-        "rotation_mode", "uniform", ("fast", "cpu"), "validation",
-        "bench.py select on MTD and the synthetic suite at fast, stage 6: MTD 0.910 uniform vs "
-        "0.918 right_angles, synthetic 0.945 vs 0.914; mean 0.928 vs 0.916 -> uniform (the "
-        "paper's). The earlier right_angles choice had been made on MTD test AUROC.",
-    ),
-    ValueOrigin(
-        "backbone_stage", None, (), "validation",
-        "efficientnet_lite0's default stage 6 (192 channels): bench.py select at fast, MTD "
-        "0.910-0.918 vs 0.826-0.834 for stage 5; synthetic 0.914-0.945 vs 0.852-0.891 for 5 "
-        "and 0.67-0.68 for 4. The earlier stage 5 had been chosen on MTD test AUROC (1-NN).",
-        backbone="efficientnet_lite0",
-    ),
-)
-
-
-def value_origins(config: Any, preset: str) -> list[dict[str, Any]]:
-    """The entries of ``VALUE_ORIGINS`` that ``config`` (resolved from ``preset``) uses."""
-    out = []
-    for origin in VALUE_ORIGINS:
-        if origin.presets and preset not in origin.presets:
-            continue
-        if origin.backbone and getattr(config, "backbone", None) != origin.backbone:
-            continue
-        if getattr(config, origin.field, object()) != origin.value:
-            continue  # not used, or overridden by the user
-        out.append(dataclasses.asdict(origin))
-    return out
 # Fields that change how fast a result is computed, not the result: left out of a config's
 # hash (a cell's identity) and of its departures from the paper.
 RUNTIME_FIELDS = frozenset({"extractor_engine", "extract_batch_size"})
@@ -346,9 +314,8 @@ def differences_from_paper(config: Any) -> dict[str, Any]:
 
 
 __all__ = [
-    "DifferNetConfig", "FeatureConfig", "KNOWN_PRESETS", "PRESETS", "PRESET_FALLBACK",
-    "REDUCED_PRESETS", "RUNTIME_FIELDS", "VALUE_ORIGINS", "ValueOrigin", "applied_preset",
-    "value_origins",
+    "DifferNetConfig", "FeatureConfig", "KNOWN_PRESETS", "SpatialConfig", "PRESETS", "PRESET_FALLBACK",
+    "REDUCED_PRESETS", "RUNTIME_FIELDS", "applied_preset",
     "check_override_types", "config_from_dict", "config_hash", "config_to_dict",
     "differences_from_paper", "field_types", "resolve_config", "toml_literal", "type_name",
     "value_fits",

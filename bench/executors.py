@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.data.fingerprint import split_fingerprint
-from bench.errors import BenchError
+from bench.errors import BenchError, MissingWeightsError
 from bench.leases import STALE_AFTER_S
 from bench.progress import progress as progress_bar
 from bench.results import ResultsStore
@@ -71,6 +71,10 @@ def execute_cells(cells: list[Cell], store: ResultsStore, options: ExecutorOptio
     # A cluster that is not there is a mistake to report before any work.
     executor = None if options.kind == "local" else make_submitit_executor(options, folder)
     problems = check_cells(cells, run_options.get("evaluate_test", True))
+    if cells and all(isinstance(problems.get(c.cell_id), MissingWeightsError) for c in cells):
+        # Nothing could run: a mistake to fix before anything starts (one line, exit 2), not a
+        # grid of failed records. With other cells to run, those cells fail and the rest go on.
+        raise problems[cells[0].cell_id]
     run_options["stale_after"] = options.lease_timeout
     if executor is not None:
         return _run_submitit(cells, store, executor, folder, options, problems, run_options)

@@ -15,11 +15,14 @@ from typing import Any
 
 # Importing a module registers its methods.
 import baselines.adgan  # noqa: F401
+import baselines.csflow  # noqa: F401
 import baselines.dsebm  # noqa: F401
 import baselines.ganomaly  # noqa: F401
 import baselines.geotrans  # noqa: F401
 import baselines.knn  # noqa: F401
 import baselines.ocsvm  # noqa: F401
+import baselines.padim  # noqa: F401
+import baselines.patchcore  # noqa: F401
 import bench.differnet  # noqa: F401
 from bench.config import config_from_dict
 from bench.errors import BenchError
@@ -39,8 +42,8 @@ def get_method(name: str) -> MethodSpec:
     if entry is not None:  # also when its module was imported by other means first
         return _load(name, entry.value)
     raise BenchError(
-        f"unknown method {name!r}; choose from {', '.join(available_methods())}, or name a "
-        "plugin as module.path:Class."
+        f"unknown method {name!r}; choose from {', '.join(available_methods())} (or a family: "
+        f"{', '.join(method_families())}), or name a plugin as module.path:Class."
     )
 
 
@@ -56,6 +59,27 @@ def build_detector(name: str, config: Any, context: RunContext) -> Detector:
         raise BenchError(f"method {name} does not implement fit and score (the Detector "
                          "protocol in bench/registry.py).")
     return detector
+
+
+def method_families() -> dict[str, list[str]]:
+    """Family name -> its built-in methods (``--methods paper``: the DifferNet paper's seven;
+    ``--methods today``: the methods that replaced them)."""
+    families: dict[str, list[str]] = {}
+    for name in sorted(METHODS):
+        if METHODS[name].family and METHODS[name].source is None:
+            families.setdefault(METHODS[name].family, []).append(name)
+    return families
+
+
+def expand_methods(names: list[str]) -> list[str]:
+    """``names`` with each family name replaced by its methods (duplicates dropped, order kept)."""
+    families = method_families()
+    out: list[str] = []
+    for name in names:
+        for method in families.get(name, [name]):
+            if method not in out:
+                out.append(method)
+    return out
 
 
 def available_methods() -> list[str]:

@@ -80,3 +80,43 @@ def _check_maps(masks: np.ndarray, maps: np.ndarray) -> tuple[np.ndarray, np.nda
     if not np.all(np.isfinite(maps)):
         raise FloatingPointError("some map values are not finite")
     return masks, maps
+
+
+# -- comparing two detectors on the same images: DeLong's test ---------------------------------
+
+
+def placements(labels: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """DeLong's structural components of one detector's AUROC: for each defective image the
+    share of defect-free images it outscores (ties count half), and for each defect-free image
+    the share of defective images that outscore it. Both average to the AUROC. Computed from
+    midranks (Sun and Xu 2014) in O(n log n).
+
+    >>> v10, v01 = placements(np.array([0, 0, 1, 1]), np.array([0.1, 0.4, 0.35, 0.8]))
+    >>> v10.tolist(), v01.tolist(), float(v10.mean())
+    ([0.5, 1.0], [1.0, 0.5], 0.75)
+    """
+    from scipy.stats import rankdata
+
+    labels, scores = np.asarray(labels), np.asarray(scores, dtype=np.float64)
+    pos, neg = scores[labels == 1], scores[labels == 0]
+    m, n = len(pos), len(neg)
+    combined = rankdata(np.concatenate([pos, neg]))
+    v10 = (combined[:m] - rankdata(pos)) / n
+    v01 = 1.0 - (combined[m:] - rankdata(neg)) / m
+    return v10, v01
+
+
+def delong(v10: np.ndarray, v01: np.ndarray) -> tuple[float, float, float]:
+    """The difference of two AUROCs on the same images and DeLong's test of it, from each
+    detector's structural components stacked as rows (``v10``: (2, m), ``v01``: (2, n)):
+    (difference, its standard error, two-sided p-value)."""
+    from scipy.stats import norm
+
+    diff = float(v10[0].mean() - v10[1].mean())
+    contrast = np.array([1.0, -1.0])
+    variance = (contrast @ np.cov(v10) @ contrast / v10.shape[1]
+                + contrast @ np.cov(v01) @ contrast / v01.shape[1])
+    se = float(np.sqrt(max(variance, 0.0)))
+    if se == 0.0:
+        return diff, 0.0, 1.0 if diff == 0 else 0.0
+    return diff, se, float(2 * norm.sf(abs(diff) / se))

@@ -25,9 +25,24 @@ def paper_name(method: str) -> str | None:
     return PAPER_COLUMNS.get(method)
 
 
+# How their own papers spell the methods the DifferNet paper did not run.
+OTHER_LABELS = {"patchcore": "PatchCore", "padim": "PaDiM", "csflow": "CS-Flow"}
+
+
 def method_label(method: str) -> str:
     """How tables name a method: the paper's name where it has one."""
-    return PAPER_COLUMNS.get(method, method)
+    return PAPER_COLUMNS.get(method, OTHER_LABELS.get(method, method))
+
+
+# The methods that replaced the paper's (PatchCore, PaDiM, CS-Flow): their papers' own numbers,
+# with the backbone and setting behind each and whether the transcription was checked.
+PUBLISHED_TODAY = "published_today.csv"
+
+
+def published_today() -> pd.DataFrame:
+    """method, dataset, category ("mean" for a paper's own mean), image_auroc, pixel_auroc,
+    pro (in %, NaN where not published), backbone, setting, source, checked."""
+    return paper_table(PUBLISHED_TODAY)
 
 
 @cache

@@ -143,6 +143,9 @@ class MethodSpec:
     paper_name: str | None  # column name in the paper's Tables 1 and 2
     uses_backbone: bool  # whether --backbone applies
     note: str = ""  # e.g. that a method follows a different paper than the one cited
+    # Which family it belongs to, for --methods paper / today: "paper" (the DifferNet paper's
+    # seven), "today" (the methods that replaced them), None (a plugin, unless it says).
+    family: str | None = None
     # A method from outside this repository: where it was loaded from ("module:Class") and the
     # version of the package that provides it (bench.methods); None for built-in methods.
     source: str | None = None
@@ -160,9 +163,11 @@ def register_method(
     paper_name: str | None,
     uses_backbone: bool = False,
     note: str = "",
+    family: str | None = None,
 ) -> Callable[[type], type]:
     def decorate(cls: type) -> type:
-        METHODS[name] = MethodSpec(name, cls, config_cls, presets, paper_name, uses_backbone, note)
+        METHODS[name] = MethodSpec(name, cls, config_cls, presets, paper_name, uses_backbone, note,
+                                   family)
         return cls
 
     return decorate

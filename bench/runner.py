@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from bench.config import REDUCED_PRESETS, config_hash, config_to_dict, value_origins
+from bench.config import REDUCED_PRESETS, config_hash, config_to_dict
 from bench.data import Split, load_split
 from bench.data.base import corrupt_image
 from bench.data.fingerprint import matches_manifest, split_fingerprint
@@ -38,6 +38,7 @@ from bench.localization import evaluate_localization, has_masks
 from bench.methods import build_detector, get_method
 from bench.metrics import image_auroc
 from bench.models import DEFAULT_THRESHOLD_FPR, can_save, save_model
+from bench.origins import value_origins
 from bench.progress import SuiteClock
 from bench.registry import Localizer, Monitored, RunContext, Trained
 from bench.results import CacheLayout, Record, ResultsStore
@@ -227,6 +228,8 @@ def run_cell(cell: Cell, *, device: str = "cpu", cache_dir: Path | None = None,
                    "test_evaluated": evaluate_test}
     if method.note:  # e.g. a substitute that follows another paper
         record.info["method_note"] = method.note
+    if method.family:  # the report groups today's methods by it without importing them
+        record.info["method_family"] = method.family
     if method.source:  # a plugin: results and report never need to import it again
         record.info["method_source"] = {"path": method.source, "version": method.version}
     if save_models and store is not None:

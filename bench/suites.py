@@ -18,7 +18,7 @@ from bench.config import applied_preset, config_hash, differences_from_paper, re
 from bench.data import dataset_categories, ensure_dataset, get_spec
 from bench.data.folder import is_category_dir
 from bench.errors import BenchError
-from bench.methods import get_method
+from bench.methods import expand_methods, get_method
 
 log = logging.getLogger(__name__)
 SUITES_DIR = Path(__file__).with_name("suites")
@@ -43,6 +43,8 @@ class Suite:
     # "synthetic": hold out training normals and pair them with synthetic defects, so each cell
     # also reports a validation AUROC (bench/data/validation.py); None: no validation split.
     validation: str | None = None
+    # Config fields set for every method that has them; a table named after a method
+    # (``[overrides.differnet]``) sets fields of that method only.
     overrides: dict[str, Any] = field(default_factory=dict)
     # How a generated dataset is made (synthetic: bench.data.synthetic.OPTIONS); used only when
     # its categories are not on disk yet.
@@ -53,6 +55,19 @@ class Suite:
     # partition, time_min, gpus, cpus, mem_gb, array_parallelism, sbatch); options win.
     executor: dict[str, Any] = field(default_factory=dict)
     description: str = ""
+
+    def __post_init__(self) -> None:
+        # A family name (paper, today) stands for its methods.
+        self.methods = expand_methods(list(self.methods))
+
+    def general_overrides(self) -> dict[str, Any]:
+        """The overrides for every method that has the field."""
+        return {k: v for k, v in self.overrides.items() if k not in self.scoped_overrides()}
+
+    def scoped_overrides(self) -> dict[str, dict[str, Any]]:
+        """Method name -> the overrides for that method only."""
+        return {k: v for k, v in self.overrides.items()
+                if k in self.methods and isinstance(v, dict)}
 
 
 def available_suites() -> list[str]:
@@ -164,7 +179,9 @@ def plan(suite: Suite, *, data_root: Path | None = None) -> list[Cell]:
     # field, so `--set epochs=10` works for a suite that also runs 1-NN; a name no selected
     # method knows is still an error (a typo).
     known = set().union(*fields.values()) if fields else set()
-    unknown = set(suite.overrides).union(*variants.values()) - known
+    unknown = set(suite.general_overrides()).union(*variants.values()) - known
+    scoped = suite.scoped_overrides()
+    unknown |= {f"{m}.{k}" for m, values in scoped.items() for k in values if k not in fields[m]}
     if unknown:
         raise BenchError(f"unknown option(s) {', '.join(sorted(unknown))} for the methods "
                          f"{', '.join(suite.methods)}; `python bench.py list` shows the methods.")
@@ -173,7 +190,8 @@ def plan(suite: Suite, *, data_root: Path | None = None) -> list[Cell]:
         for method in suite.methods:
             spec = get_method(method)
             for variant, variant_overrides in variants.items():
-                overrides = {k: v for k, v in {**suite.overrides, **variant_overrides}.items()
+                overrides = {k: v for k, v in {**suite.general_overrides(),
+                                               **scoped.get(method, {}), **variant_overrides}.items()
                              if k in fields[method]}
                 if spec.uses_backbone and suite.backbone:
                     overrides["backbone"] = suite.backbone

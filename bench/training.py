@@ -98,10 +98,15 @@ def run_training(training: Training, context: RunContext | None = None) -> Train
     return result
 
 
-def optimizer_step(optimizer: torch.optim.Optimizer, loss: torch.Tensor) -> float:
-    """One gradient step on ``loss``; returns its value."""
+def optimizer_step(optimizer: torch.optim.Optimizer, loss: torch.Tensor,
+                   clip_norm: float | None = None) -> float:
+    """One gradient step on ``loss`` (its gradient's norm clipped to ``clip_norm`` if given);
+    returns the loss's value."""
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
+    if clip_norm is not None:
+        params = [p for group in optimizer.param_groups for p in group["params"]]
+        nn.utils.clip_grad_norm_(params, clip_norm)
     optimizer.step()
     return loss.item()
 

@@ -24,7 +24,8 @@ LAYERS = [
     ("methods", ("bench.differnet", "baselines")),
     ("pipeline", ("bench.features", "bench.training", "bench.registry")),
     ("data", ("bench.data",)),
-    ("base", ("bench.results", "bench.config", "bench.errors", "bench.metrics", "bench.paper",
+    ("base", ("bench.results", "bench.config", "bench.origins", "bench.errors", "bench.metrics",
+              "bench.paper",
               "bench.summary", "bench.progress", "bench")),
 ]
 # The report reads records: it may use only the data and base layers (never a method, the

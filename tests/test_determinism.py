@@ -24,7 +24,9 @@ def test_every_method_scores_identically_in_two_processes(tmp_path):
     stores = [tmp_path / "first", tmp_path / "second"]
     children = []
     for i, store in enumerate(stores):
-        env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONHASHSEED": str(i)}
+        # One thread each: the two children share the machine's cores without oversubscribing.
+        env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONHASHSEED": str(i),
+               "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
         children.append(subprocess.Popen(
             [sys.executable, str(REPO / "bench.py"), "run", "--suite", "smoke", "--methods",
              ",".join(methods), "--categories", "blobs", "--seeds", "0", "--preset", "tiny",

@@ -312,7 +312,8 @@ def test_ablation_suite_matches_the_paper_table():
         assert values["train_transforms"] == (paper.loc[name, "train_transforms"] == "yes")
         assert values["n_test_transforms"] == paper.loc[name, "test_transforms"]
     multi = load_suite("multimodal")
-    assert multi.categories == ["all"] and multi.overrides == {"n_coupling_blocks": 12}
+    assert multi.categories == ["all"]
+    assert multi.scoped_overrides() == {"differnet": {"n_coupling_blocks": 12}}
 
 
 def _fake_mvtec(root: Path) -> None:
@@ -332,9 +333,10 @@ def test_mvtec_all_pools_the_15_categories(tmp_path):
     assert len(set(names)) == 30 and "bottle/crack/000.png" in names
     few = load_split("mvtec", "all", tmp_path, shots=4, seed=1)
     assert len(few.train) == 4
-    cells = plan(load_suite("multimodal"), data_root=tmp_path)
-    assert [c.category for c in cells] == ["all"]
-    assert cells[0].config.n_coupling_blocks == 12
+    cells = {c.method: c for c in plan(load_suite("multimodal"), data_root=tmp_path)}
+    assert {c.category for c in cells.values()} == {"all"}
+    assert cells["differnet"].config.n_coupling_blocks == 12  # DifferNet's only (Sec. 4.5)
+    assert cells["csflow"].config.n_coupling_blocks == 4
 
 
 def test_figure7_draws_other_methods_on_the_same_subsets(tmp_path):

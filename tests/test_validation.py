@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from bench.config import value_origins
 from bench.data import load_split
 from bench.data.validation import DEFECT_KINDS, synthetic_validation
+from bench.origins import value_origins
 from bench.report.provenance import _test_choices
 from bench.results import Record
 from bench.runner import run_cell

@@ -13,6 +13,7 @@ import click
 
 from bench import __version__
 from bench.cli.commands import download, list_, localize, report
+from bench.cli.compare import compare
 from bench.cli.options import setup_logging, verbose_option
 from bench.cli.predict import predict
 from bench.cli.results import results
@@ -58,8 +59,8 @@ def cli(verbose: bool) -> None:
     setup_logging(verbose)
 
 
-for command in (download, run, fewshot, ablation, select_command, results, list_, report,
-                localize, predict):
+for command in (download, run, fewshot, ablation, select_command, results, compare, list_,
+                report, localize, predict):
     cli.add_command(command)
 
 

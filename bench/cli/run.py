@@ -21,8 +21,11 @@ def check_overrides(suite, set_values: dict) -> None:
 
     classes = {m: get_method(m).config_cls for m in suite.methods}
     check_override_types(classes, set_values, source="--set")
-    from_file = {k: v for k, v in suite.overrides.items() if k not in set_values}
+    from_file = {k: v for k, v in suite.general_overrides().items() if k not in set_values}
     check_override_types(classes, from_file, source=f"suite {suite.name} [overrides]")
+    for method, values in suite.scoped_overrides().items():
+        check_override_types({method: classes[method]}, values,
+                             source=f"suite {suite.name} [overrides.{method}]")
     for name, values in suite.variants.items():
         check_override_types(classes, values, source=f"suite {suite.name} [variants.{name}]")
 

@@ -22,7 +22,7 @@ from bench.training import Training, mean_over_batches, optimizer_step, run_trai
 
 @register_method(
     "differnet", config_cls=DifferNetConfig, presets=PRESETS["differnet"],
-    paper_name="DifferNet", uses_backbone=True,
+    paper_name="DifferNet", family="paper", uses_backbone=True,
 )
 class DifferNet(FeaturePipelineDetector):
     """The DifferNet detector. Learned state: ``flow_``, ``loss_history_``, ``eval_history_``."""

@@ -35,7 +35,7 @@ _PREFETCH = 8  # decoded images in flight ahead of the batch being assembled
 _QUEUE = 2  # prepared batches waiting for the engine
 
 
-def _decoded(images: ImageCache, samples: Sequence[Sample], size: int) -> Iterator[np.ndarray]:
+def decoded(images: ImageCache, samples: Sequence[Sample], size: int) -> Iterator[np.ndarray]:
     """Compact uint8 images in order (one channel for grayscale), read by two threads a bounded
     window ahead (PIL and NumPy's file reads release the GIL)."""
     with ThreadPoolExecutor(max_workers=2) as pool:
@@ -47,7 +47,7 @@ def _decoded(images: ImageCache, samples: Sequence[Sample], size: int) -> Iterat
             yield image
 
 
-def _stack(images: list[np.ndarray]) -> torch.Tensor:
+def stack_uint8(images: list[np.ndarray]) -> torch.Tensor:
     """uint8 (B, C, S, S): one channel when every image is grayscale, else three."""
     channels = max(x.shape[0] for x in images)
     return torch.from_numpy(np.stack([np.broadcast_to(x, (channels, *x.shape[1:]))
@@ -67,12 +67,12 @@ def _batches(images: ImageCache, samples: Sequence[Sample], params: np.ndarray,
     def prepared() -> tuple[np.ndarray, list[torch.Tensor]]:
         idx = np.array(slots)
         with torch.inference_mode():
-            scaled = prepare_batch(_stack(pending), flat_params[idx], config, scales)
+            scaled = prepare_batch(stack_uint8(pending), flat_params[idx], config, scales)
         pending.clear()
         slots.clear()
         return idx, scaled
 
-    for i, image in enumerate(_decoded(images, samples, config.image_size)):
+    for i, image in enumerate(decoded(images, samples, config.image_size)):
         for j in range(k):
             pending.append(image)
             slots.append(i * k + j)
@@ -171,5 +171,25 @@ def cached(cache_dir: Path | None, key: str, compute: Callable[[], np.ndarray]) 
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     with open(tmp, "wb") as fh:
         np.save(fh, values)
+    os.replace(tmp, path)
+    return values
+
+
+def cached_arrays(cache_dir: Path | None, key: str,
+                  compute: Callable[[], list[np.ndarray]]) -> list[np.ndarray]:
+    """``cached`` for a list of arrays (one ``.npz`` file, uncompressed: read back fast)."""
+    if cache_dir is None:
+        return compute()
+    path = Path(cache_dir) / f"{key}.npz"
+    if path.is_file():
+        try:
+            with np.load(path) as stored:
+                return [stored[f"arr_{i}"] for i in range(len(stored.files))]
+        except (ValueError, OSError, KeyError, EOFError):
+            log.warning("feature cache %s is unreadable; recomputing it", path)
+    values = compute()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.npz")
+    np.savez(tmp, *values)
     os.replace(tmp, path)
     return values

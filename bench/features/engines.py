@@ -29,11 +29,12 @@ from collections.abc import Callable
 
 import numpy as np
 import torch
+from torch import nn
 
 from bench.config import Engine as EngineName
 from bench.config import Precision
 from bench.errors import BenchError
-from bench.features.backbones import Backbone, shared_backbone
+from bench.features.backbones import Backbone, FeatureMaps, shared_backbone
 from bench.features.extractor import PooledBackbone
 
 ENGINES: tuple[str, ...] = typing.get_args(EngineName)  # the config field's choices
@@ -82,15 +83,22 @@ def resolve_engine(name: str, device: str, precision: str) -> str:
 
 
 class Engine:
-    """Pooled features of each scale's batch: list of (B, 3, s, s) -> (B, C x scales)."""
+    """Runs one frozen module for inference: the pooled backbone (``__call__``: each scale's
+    batch -> (B, C x scales), the pooled pipeline) or the backbone's feature maps at some stages
+    (``outputs``: (B, 3, s, s) -> one (B, C_i, h_i, w_i) array per stage, the spatial methods).
+    """
 
     name = "engine"
 
-    def __init__(self, backbone: Backbone, device: str, precision: str):
+    def __init__(self, backbone: Backbone, module: nn.Module, device: str, precision: str):
         self.backbone, self.device, self.precision = backbone, device, precision
+        self.module = module
+
+    def outputs(self, x: torch.Tensor) -> list[np.ndarray]:
+        raise NotImplementedError
 
     def pooled(self, x: torch.Tensor) -> np.ndarray:
-        raise NotImplementedError
+        return self.outputs(x)[0]
 
     def __call__(self, scaled: list[torch.Tensor]) -> np.ndarray:
         return np.concatenate([self.pooled(x) for x in scaled], axis=1)
@@ -106,10 +114,10 @@ class Engine:
 class TorchEngine(Engine):
     name = "torch"
 
-    def __init__(self, backbone: Backbone, device: str, precision: str):
-        super().__init__(backbone, device, precision)
+    def __init__(self, backbone: Backbone, module: nn.Module, device: str, precision: str):
         # channels_last roughly doubles CPU throughput of these convnets (benchmarks/).
-        self.module = PooledBackbone(backbone.module).to(device, memory_format=torch.channels_last)
+        super().__init__(backbone, module.to(device, memory_format=torch.channels_last), device,
+                         precision)
 
     def _autocast(self):
         if self.precision == "fp32":
@@ -117,40 +125,46 @@ class TorchEngine(Engine):
         dtype = torch.bfloat16 if self.precision == "bf16" else torch.float16
         return torch.autocast(device_type=self.device.split(":")[0], dtype=dtype)
 
-    def pooled(self, x: torch.Tensor) -> np.ndarray:
+    def outputs(self, x: torch.Tensor) -> list[np.ndarray]:
         with torch.inference_mode(), self._autocast():
             out = self.module(x.to(self.device, memory_format=torch.channels_last))
-        return out.float().cpu().numpy()
+        return [o.float().cpu().numpy() for o in (out if isinstance(out, tuple) else (out,))]
 
 
-def onnx_bytes(backbone: Backbone) -> bytes:
-    """The pooled backbone as an ONNX graph with free batch size and image size."""
+def onnx_bytes(module: nn.Module) -> bytes:
+    """``module`` as an ONNX graph with free batch size and image size (and free map sizes)."""
     buffer = io.BytesIO()
-    module = PooledBackbone(backbone.module).eval()
+    module = module.eval()
+    example = torch.zeros(1, 3, 64, 64)
+    with torch.no_grad():
+        out = module(example)
+    outs = out if isinstance(out, tuple) else (out,)
+    names = [f"out{i}" for i in range(len(outs))]
+    axes = {"images": {0: "batch", 2: "height", 3: "width"}}
+    for name, o in zip(names, outs):
+        axes[name] = {0: "batch"} if o.dim() == 2 else {0: "batch", 2: f"{name}_h", 3: f"{name}_w"}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notices
-        torch.onnx.export(module, (torch.zeros(1, 3, 64, 64),), buffer, input_names=["images"],
-                          output_names=["features"], opset_version=17, dynamo=False,
-                          dynamic_axes={"images": {0: "batch", 2: "height", 3: "width"},
-                                        "features": {0: "batch"}})
+        torch.onnx.export(module, (example,), buffer, input_names=["images"], output_names=names,
+                          opset_version=17, dynamo=False, dynamic_axes=axes)
     return buffer.getvalue()
 
 
 class OnnxRuntimeEngine(Engine):
     name = "onnxruntime"
 
-    def __init__(self, backbone: Backbone, device: str, precision: str):
-        super().__init__(backbone, device, precision)
+    def __init__(self, backbone: Backbone, module: nn.Module, device: str, precision: str):
+        super().__init__(backbone, module, device, precision)
         import onnxruntime as ort
 
         options = ort.SessionOptions()
         options.intra_op_num_threads = torch.get_num_threads()
         options.inter_op_num_threads = 1
-        self.session = ort.InferenceSession(onnx_bytes(backbone), options,
+        self.session = ort.InferenceSession(onnx_bytes(module), options,
                                             providers=["CPUExecutionProvider"])
 
-    def pooled(self, x: torch.Tensor) -> np.ndarray:
-        return self.session.run(None, {"images": x.contiguous().numpy()})[0]
+    def outputs(self, x: torch.Tensor) -> list[np.ndarray]:
+        return self.session.run(None, {"images": x.contiguous().numpy()})
 
     def version(self) -> str:
         import onnxruntime
@@ -161,12 +175,12 @@ class OnnxRuntimeEngine(Engine):
 class OpenVinoEngine(Engine):
     name = "openvino"
 
-    def __init__(self, backbone: Backbone, device: str, precision: str):
-        super().__init__(backbone, device, precision)
+    def __init__(self, backbone: Backbone, module: nn.Module, device: str, precision: str):
+        super().__init__(backbone, module, device, precision)
         import openvino as ov
 
         self.core = ov.Core()
-        self.model = self.core.read_model(onnx_bytes(backbone), b"")
+        self.model = self.core.read_model(onnx_bytes(module), b"")
         self.compiled: dict[int, Callable] = {}
         hint = {"fp32": "f32", "bf16": "bf16"}[precision]
         self.config = {"INFERENCE_PRECISION_HINT": hint, "PERFORMANCE_HINT": "LATENCY",
@@ -185,9 +199,10 @@ class OpenVinoEngine(Engine):
             self.compiled[size] = compiled
         return self.compiled[size]
 
-    def pooled(self, x: torch.Tensor) -> np.ndarray:
+    def outputs(self, x: torch.Tensor) -> list[np.ndarray]:
         compiled = self._compiled(x.shape[-1])
-        return compiled(x.contiguous().numpy())[0]
+        result = compiled(x.contiguous().numpy())
+        return [result[output] for output in compiled.outputs]
 
     def version(self) -> str:
         import openvino
@@ -198,19 +213,24 @@ class OpenVinoEngine(Engine):
 ENGINE_CLASSES = {"torch": TorchEngine, "onnxruntime": OnnxRuntimeEngine, "openvino": OpenVinoEngine}
 
 
-def build_engine(backbone: Backbone, name: str, device: str, precision: str) -> Engine:
-    """The engine ``name`` (``auto`` resolved for ``device`` and ``precision``) for ``backbone``."""
-    return ENGINE_CLASSES[resolve_engine(name, device, precision)](backbone, device, precision)
+def build_engine(backbone: Backbone, name: str, device: str, precision: str,
+                 maps: tuple[int, ...] | None = None) -> Engine:
+    """The engine ``name`` (``auto`` resolved for ``device`` and ``precision``) running the
+    pooled ``backbone``, or with ``maps`` its feature maps at those stages."""
+    module = PooledBackbone(backbone.module) if maps is None else FeatureMaps(backbone, maps)
+    return ENGINE_CLASSES[resolve_engine(name, device, precision)](backbone, module, device,
+                                                                   precision)
 
 
 def shared_engine(backbone: str, stage: int | None, name: str, device: str,
-                  precision: str) -> Engine:
-    """One engine per backbone and stage, resolved engine, device and precision, and process."""
+                  precision: str, maps: tuple[int, ...] | None = None) -> Engine:
+    """One engine per backbone and stage (or feature-map stages), resolved engine, device and
+    precision, and process."""
     return _shared_engine(backbone, stage, resolve_engine(name, device, precision), device,
-                          precision)
+                          precision, None if maps is None else tuple(sorted(set(maps))))
 
 
 @functools.cache
 def _shared_engine(backbone: str, stage: int | None, name: str, device: str,
-                   precision: str) -> Engine:
-    return build_engine(shared_backbone(backbone, stage), name, device, precision)
+                   precision: str, maps: tuple[int, ...] | None) -> Engine:
+    return build_engine(shared_backbone(backbone, stage), name, device, precision, maps)

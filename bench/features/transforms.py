@@ -147,11 +147,17 @@ def prepare_batch(images: torch.Tensor, params: np.ndarray, config: FeatureConfi
     """
     floats = TF.to_dtype(images, torch.float32, scale=True)
     transformed = apply_transforms(floats, params, config)
+    return normalized_scales(transformed, scales, config.downscale_mode)
+
+
+def normalized_scales(images: torch.Tensor, scales: tuple[int, ...],
+                      mode: str = "bilinear") -> list[torch.Tensor]:
+    """Float images in [0, 1] (B, C, S, S), C = 1 or 3, resized to every scale and normalised
+    with ImageNet's mean and deviation to 3 channels: the extractor's inputs."""
     # (x - mean) / std as one multiply-add that also widens one channel to three.
     scale = 1.0 / torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
     shift = -torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1) * scale
-    return [torch.addcmul(shift, x, scale)
-            for x in scale_inputs(transformed, scales, config.downscale_mode)]
+    return [torch.addcmul(shift, x, scale) for x in scale_inputs(images, scales, mode)]
 
 
 def scale_inputs(images: torch.Tensor, scales: tuple[int, ...], mode: str) -> list[torch.Tensor]:

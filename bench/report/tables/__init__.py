@@ -10,16 +10,20 @@ from bench.report.tables.base import Table
 from bench.report.tables.localization import localization
 from bench.report.tables.multimodal import multimodal
 from bench.report.tables.other_data import other_data_table, other_data_tables
+from bench.report.tables.paired import paired_table
 from bench.report.tables.table1_mvtec import table1
 from bench.report.tables.table2_mtd import table2
 from bench.report.tables.table3_ablation import table3
+from bench.report.tables.today import today_table, today_tables
 
 
 def all_tables(data: ReportData) -> list[Table]:
-    """In the report's order: data the paper never used, Tables 1-3, multimodal,
-    localization, appendix."""
+    """In the report's order: data the paper never used, Tables 1-3, multimodal, today's
+    methods beside their papers, DifferNet paired with the best other method, localization,
+    appendix."""
     return [*other_data_tables(data), table1(data), table2(data), table3(data),
-            multimodal(data), localization(data), appendix(data)]
+            multimodal(data), *today_tables(data), paired_table(data), localization(data),
+            appendix(data)]
 
 
 __all__ = [
@@ -30,7 +34,10 @@ __all__ = [
     "multimodal",
     "other_data_table",
     "other_data_tables",
+    "paired_table",
     "table1",
     "table2",
     "table3",
+    "today_table",
+    "today_tables",
 ]
