@@ -63,7 +63,7 @@ from torch.func import functional_call, grad, vmap
 from baselines.common import ImageBaseline, batches, seeded
 from baselines.ganomaly import DCGANDecoder, DCGANEncoder, gan_pair
 from bench.data.base import Sample
-from bench.data.imagecache import content_key
+from bench.data.content import content_key
 from bench.progress import progress
 from bench.registry import register_method
 from bench.training import Training, mean_over_batches, optimizer_step, run_training

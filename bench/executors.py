@@ -19,6 +19,8 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
+from bench.atomic import sweep_temporaries
+from bench.data.content import content_keys
 from bench.data.fingerprint import split_fingerprint
 from bench.errors import BenchError, MissingWeightsError
 from bench.leases import STALE_AFTER_S
@@ -32,6 +34,7 @@ from bench.runner import (
     recorded_on_same_data,
     run_cells,
 )
+from bench.space import warn_if_short_of_space
 from bench.suites import Cell
 
 log = logging.getLogger(__name__)
@@ -76,6 +79,12 @@ def execute_cells(cells: list[Cell], store: ResultsStore, options: ExecutorOptio
         # grid of failed records. With other cells to run, those cells fail and the rest go on.
         raise problems[cells[0].cell_id]
     run_options["stale_after"] = options.lease_timeout
+    # Temporary files of killed runs go; a store short of space is said before any work.
+    cache_root = store.cache(run_options.get("cache_dir")).root
+    for folder in {store.root, cache_root}:
+        sweep_temporaries(folder)
+    warn_if_short_of_space(cells, store, cache_root, localize=run_options.get("localize", False),
+                           save_models=run_options.get("save_models", False))
     if executor is not None:
         return _run_submitit(cells, store, executor, folder, options, problems, run_options)
     if options.jobs == 1:
@@ -176,12 +185,15 @@ def _run_submitit(cells: list[Cell], store: ResultsStore, executor: Any, folder:
     back what they recorded."""
     summary = RunSummary()
     pending = []
+    keys = content_keys(store.cache(run_options.get("cache_dir")).images)
     for cell in cells:
-        if recorded_on_same_data(store, cell, split_fingerprint(cell_split(cell), cell.data_root)):
+        if recorded_on_same_data(store, cell, split_fingerprint(cell_split(cell), cell.data_root,
+                                                                keys)):
             summary.skipped.append(cell)
             log.info("skip %s (already recorded)", cell.cell_id)
         else:
             pending.append(cell)
+    keys.save()
     # A cell that cannot run (corrupt image, missing weights) is recorded here, not submitted.
     broken = [c for c in pending if c.cell_id in problems]
     summary.merge(run_cells(broken, store, problems=problems, **run_options))

@@ -30,6 +30,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from bench.atomic import raise_if_disk_full
+
 log = logging.getLogger(__name__)
 
 HEARTBEAT_S = 30.0
@@ -136,11 +138,12 @@ def read(path: Path) -> tuple[dict[str, Any] | None, float]:
     except FileNotFoundError:
         return None, 0.0
     try:
-        return json.loads(path.read_text()), age
+        holder = json.loads(path.read_text())
     except FileNotFoundError:
         return None, 0.0
     except (OSError, ValueError):
         return {}, age  # unreadable: judged by its age alone
+    return (holder if isinstance(holder, dict) else {}), age
 
 
 def is_stale(holder: dict[str, Any], age: float, stale_after: float = STALE_AFTER_S) -> bool:
@@ -152,14 +155,23 @@ def is_stale(holder: dict[str, Any], age: float, stale_after: float = STALE_AFTE
     return age > stale_after
 
 
+def is_garbage(holder: dict[str, Any] | None) -> bool:
+    """A lease file that exists but names no holder (unreadable, or not a lease): it was never
+    written by a runner, which links only complete files into place."""
+    return holder is not None and not (isinstance(holder, dict) and holder.get("token"))
+
+
 def _create(path: Path, holder: dict[str, Any]) -> bool:
     tmp = path.with_name(f".{path.name}.{holder['token']}")
-    tmp.write_text(json.dumps(holder))
     try:
+        tmp.write_text(json.dumps(holder))
         os.link(tmp, path)  # atomic, and fails if a lease exists
         return True
     except FileExistsError:
         return False
+    except OSError as err:
+        raise_if_disk_full(err, path.parent)
+        raise
     finally:
         tmp.unlink(missing_ok=True)
 

@@ -40,6 +40,14 @@ def evaluate_localization(maps: np.ndarray, test: Sequence[Sample],
     return {"eval_size": size, **out}
 
 
+def map_metrics(maps: np.ndarray, test: Sequence[Sample]) -> dict[str, float]:
+    """Pixel AUROC and PRO of ``maps`` alone (``evaluate_localization``'s "method" entry)."""
+    size = min(EVAL_SIZE, maps.shape[-1])
+    masks = np.stack([load_mask(s, (size, size)) for s in test])
+    resized = _resize(maps, size)
+    return {"pixel_auroc": pixel_auroc(masks, resized), "pro": pro_score(masks, resized)}
+
+
 def mean_image_distance(train: Sequence[Sample], test: Sequence[Sample], size: int) -> np.ndarray:
     """Each test pixel's distance to the mean training image (mean over channels)."""
     mean = np.mean([_pixels(s, size) for s in train], axis=0)

@@ -24,9 +24,10 @@ import pandas as pd
 import torch
 from PIL import Image
 
+from bench.atomic import save_torch
 from bench.data import Sample
 from bench.data.base import corrupt_image
-from bench.data.imagecache import content_key
+from bench.data.content import content_key
 from bench.errors import BenchError
 from bench.methods import build_detector
 from bench.progress import progress
@@ -66,11 +67,7 @@ def save_model(path: Path, detector: Any, record: Any, test: Sequence[Sample],
         "threshold": threshold, "threshold_fpr": fpr if threshold is not None else None,
         "threshold_from": "validation normals" if threshold is not None else None,
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save(payload, tmp)
-    tmp.replace(path)
-    return path
+    return save_torch(path, payload)
 
 
 @dataclass

@@ -11,7 +11,6 @@ import datetime as dt
 import functools
 import logging
 import platform
-import resource
 import subprocess
 import tempfile
 import time
@@ -25,14 +24,16 @@ from typing import Any
 import numpy as np
 import torch
 
+from bench.atomic import DiskFullError
 from bench.config import REDUCED_PRESETS, config_hash, config_to_dict
 from bench.data import Split, load_split
 from bench.data.base import corrupt_image
-from bench.data.fingerprint import matches_manifest, split_fingerprint
+from bench.data.content import content_keys
+from bench.data.fingerprint import matches_manifest, same_data, split_fingerprint
 from bench.data.validation import synthetic_validation
 from bench.errors import BenchError, CorruptImageError, MissingWeightsError
 from bench.features import shared_backbone
-from bench.leases import STALE_AFTER_S, describe
+from bench.leases import STALE_AFTER_S, describe, is_garbage
 from bench.leases import read as read_lease
 from bench.localization import evaluate_localization, has_masks
 from bench.methods import build_detector, get_method
@@ -44,6 +45,7 @@ from bench.registry import Localizer, Monitored, RunContext, Trained
 from bench.results import CacheLayout, Record, ResultsStore
 from bench.suites import Cell
 from bench.training import discard_checkpoint
+from bench.usage import device_name, peak_memory_mb, reset_peak_memory
 
 log = logging.getLogger(__name__)
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -107,6 +109,8 @@ def failure_kind(err: BaseException) -> str:
         return "corrupt_image"
     if isinstance(err, MissingWeightsError):
         return "missing_weights"
+    if isinstance(err, DiskFullError):
+        return "disk_full"
     return "error"
 
 
@@ -133,19 +137,6 @@ def _git_commit() -> str | None:
     if head.returncode != 0:
         return None
     return head.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
-
-
-def _device_name(device: str) -> str:
-    if device.startswith("cuda") and torch.cuda.is_available():
-        return f"{device} ({torch.cuda.get_device_name(device)})"
-    return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
-
-
-def _peak_memory_mb(device: str) -> float:
-    if device.startswith("cuda") and torch.cuda.is_available():
-        return torch.cuda.max_memory_allocated(device) / 2**20
-    # ru_maxrss is KiB on Linux: the process's peak resident memory so far.
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def _now() -> str:
@@ -178,8 +169,9 @@ def run_cell(cell: Cell, *, device: str = "cpu", cache_dir: Path | None = None,
     selection) never scores the test set. With ``localize``, a detector that can also stores
     its test maps in ``store``.
     """
+    reset_peak_memory(device)
     record = new_record(cell, "ok")
-    record.device = _device_name(device)
+    record.device = device_name(device)
     split = cell_split(cell)
     labels = np.array([s.label for s in split.test])
     train, validation = split.train, None
@@ -199,8 +191,6 @@ def run_cell(cell: Cell, *, device: str = "cpu", cache_dir: Path | None = None,
                          monitor=monitor if evaluate_test else None, checkpoint=checkpoint)
     method = get_method(cell.method)
     detector = build_detector(cell.method, cell.config, context)
-    if device.startswith("cuda") and torch.cuda.is_available():
-        torch.cuda.reset_peak_memory_stats(device)
     start = time.perf_counter()
     detector.fit(train)
     record.fit_s = time.perf_counter() - start
@@ -222,7 +212,6 @@ def run_cell(cell: Cell, *, device: str = "cpu", cache_dir: Path | None = None,
         record.labels = labels.tolist()
         record.test_files = [s.name for s in split.test]
         record.n_test = len(split.test)
-    record.peak_memory_mb = _peak_memory_mb(device)
     record.info = {**record.info, **context.info,
                    **{k: v for k, v in split.meta.items() if k != "train_files"},
                    "test_evaluated": evaluate_test}
@@ -255,6 +244,7 @@ def run_cell(cell: Cell, *, device: str = "cpu", cache_dir: Path | None = None,
             record.pixel_auroc = scores["method"]["pixel_auroc"]
             record.pro = scores["method"]["pro"]
             record.info["localization"] = scores  # with the two references
+    record.peak_memory_mb, record.peak_gpu_memory_mb = peak_memory_mb(device)
     record.finished_at = _now()
     if checkpoint is not None:
         discard_checkpoint(checkpoint)  # the record now holds the result
@@ -289,15 +279,23 @@ def run_cells(cells: Iterable[Cell], store: ResultsStore, *, device: str = "cpu"
     images and features are cached under ``cache_dir`` (default: the store's ``.cache/``).
     """
     summary = RunSummary()
-    cache_dir = store.cache(cache_dir).root
+    caches = store.cache(cache_dir)
+    cache_dir = caches.root
+    keys = content_keys(caches.images)  # the image cache's own: each file hashed once
     problems = problems or {}
     cells = list(cells)
     clock = SuiteClock(len(cells))
     for cell in cells:
-        fingerprint = split_fingerprint(cell_split(cell), cell.data_root)
+        error = None
+        fingerprint = split_fingerprint(cell_split(cell), cell.data_root, keys)
+        keys.save()
         if recorded_on_same_data(store, cell, fingerprint):
             _skip(summary, clock, cell, "already recorded")
             continue
+        holder, _ = read_lease(store.lease_path(cell))
+        if is_garbage(holder):
+            log.warning("%s: its lease file is unreadable; moved to %s", cell.cell_id,
+                        store.set_aside_lease(cell))
         lease = store.claim(cell, stale_after=stale_after)
         if lease is None:
             holder, _ = read_lease(store.lease_path(cell))
@@ -308,23 +306,46 @@ def run_cells(cells: Iterable[Cell], store: ResultsStore, *, device: str = "cpu"
             if recorded_on_same_data(store, cell, fingerprint):  # finished while we claimed
                 _skip(summary, clock, cell, "already recorded")
                 continue
-            if store.read(cell) is not None:
-                log.warning("%s: its record was made on other data; moved to %s", cell.cell_id,
-                            store.set_aside(cell, "other-data"))
+            _set_aside_old_record(store, cell)
             log.info("run %s", cell.cell_id)
             clock.start()
-            record = _run_or_fail(cell, store, problems.get(cell.cell_id), device=device,
-                                  cache_dir=cache_dir, progress=progress, localize=localize,
-                                  evaluate_test=evaluate_test, save_models=save_models,
-                                  threshold_fpr=threshold_fpr)
+            record, error = _run_or_fail(cell, store, problems.get(cell.cell_id), device=device,
+                                         cache_dir=cache_dir, progress=progress,
+                                         localize=localize, evaluate_test=evaluate_test,
+                                         save_models=save_models, threshold_fpr=threshold_fpr)
             record.data_fingerprint = fingerprint
             record.data_verified = matches_manifest(cell_split(cell), cell.data_root)
             record.job_id = job_id
             record.info["runner"] = describe(lease.holder)
             (summary.done if record.status == "ok" else summary.failed).append(record)
-            store.write(record)
+            store.write(record)  # a full disk here stops the run too (DiskFullError)
+            keys.save()
+        if isinstance(error, DiskFullError):
+            # The next cells would fail the same way: stop, with the folder named; the failed
+            # record makes the same command redo this cell once space is freed.
+            raise error
         log.info("%s", clock.finished())
     return summary
+
+
+def _set_aside_old_record(store: ResultsStore, cell: Cell) -> None:
+    """Move a record that will not be kept out of the table, never deleted: an unreadable one
+    (``superseded/unreadable/``), a failed attempt now retried (``failed/``), one made on other
+    data (``other-data/``)."""
+    why = store.problem(cell)
+    if why is not None:
+        log.warning("%s: its record is unreadable (%s); moved to %s, running the cell again",
+                    cell.cell_id, why, store.set_aside(cell, "unreadable"))
+        return
+    old = store.read(cell)
+    if old is None:
+        return
+    if old.get("status") != "ok":
+        log.info("%s: retrying; the failed record moved to %s", cell.cell_id,
+                 store.set_aside(cell, "failed"))
+    else:
+        log.warning("%s: its record was made on other data; moved to %s", cell.cell_id,
+                    store.set_aside(cell, "other-data"))
 
 
 def _skip(summary: RunSummary | None, clock: SuiteClock, cell: Cell, why: str) -> None:
@@ -335,11 +356,12 @@ def _skip(summary: RunSummary | None, clock: SuiteClock, cell: Cell, why: str) -
 
 
 def _run_or_fail(cell: Cell, store: ResultsStore, problem: BenchError | None,
-                 **options: Any) -> Record:
+                 **options: Any) -> tuple[Record, Exception | None]:
+    """The cell's record (failed, with its ``failure`` kind, if it raised) and the error."""
     try:
         if problem is not None:
             raise problem
-        return run_cell(cell, store=store, **options)
+        return run_cell(cell, store=store, **options), None
     except Exception as err:
         record = new_record(cell, "failed")
         record.error = f"{type(err).__name__}: {err}"
@@ -348,19 +370,22 @@ def _run_or_fail(cell: Cell, store: ResultsStore, problem: BenchError | None,
             torch.cuda.empty_cache()  # so the next cell starts with the memory free
         if not isinstance(err, BenchError):
             record.info["traceback"] = traceback.format_exc()
+        record.peak_memory_mb, record.peak_gpu_memory_mb = peak_memory_mb(options["device"])
         record.finished_at = _now()
-        log.error("cell %s failed (%s): %s", cell.cell_id, record.failure, record.error)
-        return record
+        if not isinstance(err, DiskFullError):  # that one stops the run with its own line
+            log.error("cell %s failed (%s): %s", cell.cell_id, record.failure, record.error)
+        return record, err
 
 
 def recorded_on_same_data(store: ResultsStore, cell: Cell, fingerprint: str) -> bool:
-    """Whether the cell has an ``ok`` record made on these very files. A record from before
-    data fingerprints counts when its training and test file names match the split's."""
+    """Whether the cell has an ``ok`` record made on these very files (``fingerprint``: the
+    split's content fingerprint). A record from before content fingerprints counts when its
+    paths and sizes match; one from before any fingerprint, when its file names match."""
     record = store.read(cell)
     if record is None or record.get("status") != "ok":
         return False
-    if record.get("data_fingerprint") is not None:
-        return record["data_fingerprint"] == fingerprint
     split = cell_split(cell)
+    if record.get("data_fingerprint") is not None:
+        return same_data(record["data_fingerprint"], split, cell.data_root, current=fingerprint)
     return (record.get("test_files") == [s.name for s in split.test]
             and record.get("train_files") == [s.path.name for s in split.train])

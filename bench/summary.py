@@ -56,10 +56,12 @@ def with_paper(frame: pd.DataFrame) -> pd.DataFrame:
     # Grouped exactly as seed_summary groups, so the rows come in the same order.
     ok = frame[frame["status"] == "ok"]
     wall = ok.assign(minutes=(ok["fit_s"].fillna(0) + ok["score_s"].fillna(0)) / 60)
-    out["minutes"] = wall.groupby(SEED_GROUP, dropna=False, sort=False)["minutes"].mean() \
-        .round(1).to_numpy()
+    groups = wall.groupby(SEED_GROUP, dropna=False, sort=False)
+    out["minutes"] = groups["minutes"].mean().round(1).to_numpy()
+    # Its peak resident memory (the largest over seeds): whether a rerun fits a machine.
+    out["peak_mb"] = groups["peak_memory_mb"].max().round(0).to_numpy()
     return out[[*columns, "seeds", "auroc_%", "std_%", "ci95_%", "paper_%", "diff", "minutes",
-                "reduced"]]
+                "peak_mb", "reduced"]]
 
 
 def auroc_pivot(frame: pd.DataFrame) -> pd.DataFrame:

@@ -33,6 +33,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from bench.atomic import save_torch
 from bench.progress import progress
 from bench.registry import RunContext
 
@@ -147,22 +148,13 @@ def save_checkpoint(path: Path, training: Training, result: TrainingResult, epoc
         "eval_history": [(e, v if v is None else float(v)) for e, v in result.eval_history],
         "extra": {name: getattr(training.detector, name) for name in training.extra_state},
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _checkpoint_temp(path)
-    torch.save(state, tmp)
-    tmp.replace(path)
+    save_torch(path, state)
 
 
 def discard_checkpoint(path: Path) -> None:
-    """Remove a finished cell's checkpoint and any temp file a kill mid-write left beside it."""
+    """Remove a finished cell's checkpoint (temporary files a kill mid-write left beside it
+    are swept when a run starts: ``bench.atomic.sweep_temporaries``)."""
     path.unlink(missing_ok=True)
-    _checkpoint_temp(path).unlink(missing_ok=True)
-
-
-def _checkpoint_temp(path: Path) -> Path:
-    # One fixed name per checkpoint (a cell is claimed by one runner), so a leftover from a
-    # killed run is overwritten by the next save and removed by discard_checkpoint.
-    return path.with_name(f".{path.name}.tmp")
 
 
 def resume(training: Training, context: RunContext) -> TrainingResult:

@@ -19,12 +19,13 @@ MAX_LINES = 400
 LAYERS = [
     ("cli", ("bench.cli",)),
     ("runner", ("bench.runner", "bench.suites", "bench.methods", "bench.selection",
-                "bench.executors", "bench.localization", "bench.models")),
+                "bench.executors", "bench.localization", "bench.models", "bench.space",
+                "bench.verify", "bench.usage")),
     ("report", ("bench.report",)),
     ("methods", ("bench.differnet", "baselines")),
     ("pipeline", ("bench.features", "bench.training", "bench.registry")),
     ("data", ("bench.data",)),
-    ("base", ("bench.results", "bench.config", "bench.origins", "bench.errors", "bench.metrics",
+    ("base", ("bench.results", "bench.atomic", "bench.config", "bench.origins", "bench.errors", "bench.metrics",
               "bench.paper",
               "bench.summary", "bench.progress", "bench")),
 ]

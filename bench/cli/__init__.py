@@ -2,7 +2,8 @@
 
 Errors a user can fix print one line and exit 2, whether they are found while parsing (a bad
 ``--device``, a file where a folder belongs) or later; failed cells make ``run`` exit 1 after
-the others have run; Ctrl-C exits 130 and says how to resume.
+the others have run, and so does a full disk, which stops the run (one line naming the folder);
+Ctrl-C exits 130 and says how to resume.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import sys
 import click
 
 from bench import __version__
+from bench.atomic import DiskFullError
 from bench.cli.commands import download, list_, localize, report
 from bench.cli.compare import compare
 from bench.cli.options import setup_logging, verbose_option
@@ -19,6 +21,7 @@ from bench.cli.predict import predict
 from bench.cli.results import results
 from bench.cli.run import ablation, fewshot, run
 from bench.cli.select import select_command
+from bench.cli.verify import verify
 from bench.errors import BenchError
 
 INTERRUPTED = "interrupted; rerun the same command to resume"
@@ -41,6 +44,8 @@ class BenchGroup(click.Group):
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
+        except DiskFullError as err:  # an ordinary failure of a run: the same command resumes
+            raise CommandLineError(str(err), 1) from None
         except BenchError as err:
             raise CommandLineError(str(err), 2) from None
         except KeyboardInterrupt:
@@ -60,7 +65,7 @@ def cli(verbose: bool) -> None:
 
 
 for command in (download, run, fewshot, ablation, select_command, results, compare, list_,
-                report, localize, predict):
+                report, localize, predict, verify):
     cli.add_command(command)
 
 

@@ -2,8 +2,12 @@
 download leaves behind.
 
 A cell's name says "MTD, seed 0"; the fingerprint says which files that was (their paths under
-the data root and their sizes, cheap to compute: no file is read), so a record made on another
-copy or another version of a dataset is never taken for this one's. ``bench.py download``
+the data root and their contents' hashes), so a record made on another copy or another version
+of a dataset (the same names and sizes, other pixels) is never taken for this one's. Hashing
+reads every file once: the keys are remembered by path, size and modification time
+(``ContentKeys``, kept beside the image cache), so an unchanged tree is not read again.
+Records from before content fingerprints hold a fingerprint of paths and sizes
+(``legacy_split_fingerprint``), still accepted for what it covers. ``bench.py download``
 writes a manifest of every file it verified; a record says whether its split's files all
 matched that manifest.
 """
@@ -16,9 +20,12 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
+from bench.atomic import write_text
 from bench.data.base import Split
+from bench.data.content import ContentKeys, content_keys
 
 MANIFEST_FORMAT = 1
+CONTENT_PREFIX = "c1-"  # a fingerprint of contents; a bare 16-hex one is of paths and sizes
 
 
 def _relative(path: Path, root: Path) -> str:
@@ -34,8 +41,9 @@ def split_files(split: Split, data_root: Path) -> list[tuple[str, int]]:
             for s in (*split.train, *split.test)]
 
 
-def split_fingerprint(split: Split, data_root: Path) -> str:
-    """16 hex digits naming the split's files and their sizes (the train / test order counts).
+def split_fingerprint(split: Split, data_root: Path, keys: ContentKeys | None = None) -> str:
+    """``c1-`` and 16 hex digits naming the split's files (paths under the data root) and their
+    contents (the train / test order counts); ``keys`` remembers the files' hashes.
 
     >>> from bench.data.base import Sample
     >>> import tempfile; root = Path(tempfile.mkdtemp())
@@ -43,15 +51,34 @@ def split_fingerprint(split: Split, data_root: Path) -> str:
     >>> split = Split("x", "c", [Sample(root / "a.png", 0)],
     ...               [Sample(root / "b.png", 0), Sample(root / "c.png", 1)])
     >>> one = split_fingerprint(split, root)
-    >>> _ = (root / "c.png").write_bytes(b"123")
+    >>> _ = (root / "c.png").write_bytes(b"13")  # same size, other content
     >>> one != split_fingerprint(split, root)
     True
     """
+    keys = keys or content_keys(None)
+    digest = hashlib.sha256()
+    digest.update(f"train {len(split.train)}\n".encode())
+    for sample in (*split.train, *split.test):
+        digest.update(f"{_relative(sample.path, data_root)}\t{keys.key(sample.path)}\n".encode())
+    return CONTENT_PREFIX + digest.hexdigest()[:16]
+
+
+def legacy_split_fingerprint(split: Split, data_root: Path) -> str:
+    """The fingerprint records held before content fingerprints: paths and sizes only."""
     digest = hashlib.sha256()
     digest.update(f"train {len(split.train)}\n".encode())
     for name, size in split_files(split, data_root):
         digest.update(f"{name}\t{size}\n".encode())
     return digest.hexdigest()[:16]
+
+
+def same_data(recorded: str, split: Split, data_root: Path, keys: ContentKeys | None = None,
+              current: str | None = None) -> bool:
+    """Whether a record's fingerprint names this split's files as they are now (``current``:
+    the split's content fingerprint, if already computed)."""
+    if recorded.startswith(CONTENT_PREFIX):
+        return recorded == (current or split_fingerprint(split, data_root, keys))
+    return recorded == legacy_split_fingerprint(split, data_root)
 
 
 def manifest_path(data_root: Path, dataset: str) -> Path:
@@ -67,12 +94,9 @@ def write_manifest(data_root: Path, dataset: str, categories: Iterable[str], sou
         for path in sorted((data_root / category).rglob("*")):
             if path.is_file():
                 files[_relative(path, data_root)] = path.stat().st_size
-    out = manifest_path(data_root, dataset)
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.write_text(json.dumps({"format": MANIFEST_FORMAT, "dataset": dataset, "source": source,
-                               "files": files}, indent=0))
-    os.replace(tmp, out)
-    return out
+    return write_text(manifest_path(data_root, dataset), json.dumps(
+        {"format": MANIFEST_FORMAT, "dataset": dataset, "source": source, "files": files},
+        indent=0))
 
 
 def matches_manifest(split: Split, data_root: Path) -> bool | None:

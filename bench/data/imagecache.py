@@ -17,29 +17,22 @@ cache never changes a number.
 
 from __future__ import annotations
 
-import hashlib
-import os
-import threading
+import logging
 from pathlib import Path
 
 import numpy as np
 import torch
 import torchvision.transforms.v2.functional as TF
 
+from bench.atomic import atomic_path, set_aside
 from bench.data.base import load_image
+from bench.data.content import content_keys
+
+log = logging.getLogger(__name__)
 
 # The folder of the current decode/resize recipe: change it when the recipe changes, so old
 # entries are never read as new ones.
 RECIPE = "v1"
-
-
-def content_key(path: Path) -> str:
-    """SHA-256 of the file's bytes (24 hex digits): the identity of an image wherever it lies."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()[:24]
 
 
 def decode_resized(path: Path, size: int) -> np.ndarray:
@@ -55,15 +48,11 @@ class ImageCache:
 
     def __init__(self, root: Path | None = None):
         self.root = None if root is None else Path(root)
-        self._keys: dict[tuple[str, int, int], str] = {}  # (path, size, mtime_ns) -> content key
+        self.keys = content_keys(self.root)
 
     def key(self, path: Path) -> str:
-        """Content key of ``path``, hashed once per process and file version."""
-        stat = os.stat(path)
-        memo = (str(path), stat.st_size, stat.st_mtime_ns)
-        if memo not in self._keys:
-            self._keys[memo] = content_key(path)
-        return self._keys[memo]
+        """Content key of ``path``, hashed once per file version (``ContentKeys``)."""
+        return self.keys.key(path)
 
     def load(self, path: Path, size: int) -> np.ndarray:
         """RGB uint8 (3, size, size), from the cache when there, else decoded and stored."""
@@ -79,14 +68,13 @@ class ImageCache:
         if entry.is_file():
             try:
                 return np.load(entry)
-            except (ValueError, OSError, EOFError):
-                pass  # a damaged entry is simply made again
+            except (ValueError, OSError, EOFError) as err:  # made again, never trusted
+                moved = set_aside(entry, self.root / "unreadable" / entry.name)
+                log.warning("image cache entry %s is unreadable (%s); moved to %s and decoded "
+                            "again", entry, err, moved)
         image = _compact(decode_resized(path, size))
-        entry.parent.mkdir(parents=True, exist_ok=True)
-        tmp = entry.with_name(f".{entry.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-        with open(tmp, "wb") as fh:
-            np.save(fh, image)
-        os.replace(tmp, entry)  # atomic: a reader never sees half an entry
+        with atomic_path(entry, needed=image.nbytes + 128) as tmp, open(tmp, "wb") as fh:
+            np.save(fh, image)  # a short write raises; atomic_path tells a full disk
         return image
 
     def load_float(self, path: Path, size: int) -> torch.Tensor:
@@ -105,4 +93,4 @@ def _expand(image: np.ndarray) -> np.ndarray:
     return np.repeat(image, 3, axis=0) if image.shape[0] == 1 else image
 
 
-__all__ = ["RECIPE", "ImageCache", "content_key", "decode_resized"]
+__all__ = ["RECIPE", "ImageCache", "decode_resized"]

@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from bench.atomic import raise_if_disk_full
 from bench.data.base import Sample
 
 DEFECT_KINDS = ("patch", "scratch", "blob", "dent")
@@ -184,5 +185,8 @@ def _write(train: list[Sample], held: list[int], kept: list[Sample], seed: int,
             if folder.exists():  # a half-made folder from a killed run
                 shutil.rmtree(folder)
             os.replace(work, folder)
+    except OSError as err:
+        raise_if_disk_full(err, folder.parent)
+        raise
     finally:
         shutil.rmtree(work, ignore_errors=True)

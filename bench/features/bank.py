@@ -12,9 +12,9 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import queue
 import threading
+import zipfile
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from bench.atomic import atomic_path, set_aside
 from bench.config import FeatureConfig
 from bench.data.base import Sample
 from bench.data.imagecache import RECIPE, ImageCache
@@ -157,22 +158,26 @@ def feature_cache_key(engine: Engine, config: FeatureConfig, images: ImageCache,
 
 
 def cached(cache_dir: Path | None, key: str, compute: Callable[[], np.ndarray]) -> np.ndarray:
-    """Load features from ``cache_dir/key.npy`` or compute and store them atomically."""
+    """Load features from ``cache_dir/key.npy`` or compute and store them atomically (an entry
+    that fails to load is moved aside and computed again, never trusted)."""
     if cache_dir is None:
         return compute()
     path = Path(cache_dir) / f"{key}.npy"
     if path.is_file():
         try:
             return np.load(path)
-        except (ValueError, OSError):
-            log.warning("feature cache %s is unreadable; recomputing it", path)
+        except (ValueError, OSError, EOFError) as err:
+            _unreadable(path, err)
     values = compute()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as fh:
-        np.save(fh, values)
-    os.replace(tmp, path)
+    with atomic_path(path, needed=values.nbytes + 128) as tmp, open(tmp, "wb") as fh:
+        np.save(fh, values)  # a short write raises; atomic_path tells a full disk
     return values
+
+
+def _unreadable(path: Path, err: BaseException) -> None:
+    moved = set_aside(path, path.parent / "unreadable" / path.name)
+    log.warning("feature cache %s is unreadable (%s: %s); moved to %s and computed again", path,
+                type(err).__name__, err, moved)
 
 
 def cached_arrays(cache_dir: Path | None, key: str,
@@ -185,11 +190,9 @@ def cached_arrays(cache_dir: Path | None, key: str,
         try:
             with np.load(path) as stored:
                 return [stored[f"arr_{i}"] for i in range(len(stored.files))]
-        except (ValueError, OSError, KeyError, EOFError):
-            log.warning("feature cache %s is unreadable; recomputing it", path)
+        except (ValueError, OSError, KeyError, EOFError, zipfile.BadZipFile) as err:
+            _unreadable(path, err)
     values = compute()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.npz")
-    np.savez(tmp, *values)
-    os.replace(tmp, path)
+    with atomic_path(path, suffix=".npz", needed=sum(v.nbytes for v in values)) as tmp:
+        np.savez(tmp, *values)
     return values

@@ -17,7 +17,8 @@ from sklearn.preprocessing import StandardScaler
 
 from bench.config import PRESETS, FeatureConfig
 from bench.data.base import Sample
-from bench.data.imagecache import ImageCache, content_key
+from bench.data.content import content_key
+from bench.data.imagecache import ImageCache
 from bench.features.backbones import shared_backbone
 from bench.features.bank import cached, extract, feature_cache_key
 from bench.features.engines import Engine, shared_engine

@@ -14,12 +14,16 @@ from bench.report.provenance import provenance
 from bench.report.tables.base import Table
 from bench.results import SEED_GROUP
 
-COLUMNS = [*SEED_GROUP, "seeds", "failed", "ours", "ci95", "status", "paper", "diff", "reduced",
-           "cell_ids"]
+COLUMNS = [*SEED_GROUP, "seeds", "failed", "ours", "ci95", "status", "paper", "diff", "minutes",
+           "peak_memory_mb", "reduced", "cell_ids"]
 
 
 def _missing(value) -> bool:
     return value is None or (not isinstance(value, str) and bool(pd.isna(value)))
+
+
+def _number(value, fmt: str) -> str:
+    return "–" if _missing(value) else fmt.format(value)
 
 
 def _group_row(key: tuple, group: pd.DataFrame) -> dict:
@@ -36,6 +40,11 @@ def _group_row(key: tuple, group: pd.DataFrame) -> dict:
         "failed": int((group["status"] != "ok").sum()),
         "ours": stat.mean, "ci95": stat.ci, "status": stat.status,
         **stat.compared(math.nan if ref is None else ref),
+        # What a rerun costs here: wall minutes of one cell (fit + score, mean over seeds) and
+        # its peak resident memory (the largest over seeds; None in records older than it).
+        "minutes": ((ok["fit_s"].fillna(0) + ok["score_s"].fillna(0)).mean() / 60
+                    if not ok.empty else None),
+        "peak_memory_mb": (ok["peak_memory_mb"].max() if not ok.empty else None),
         "reduced": bool(ok["reduced"].any()) if not ok.empty else None,
         "cell_ids": ";".join(stat.cell_ids),
     }
@@ -60,6 +69,8 @@ def appendix(data: ReportData) -> Table:
         "seeds": table["seeds"].astype(str),
         "failed": table["failed"].astype(str),
         **compare_columns(table),
+        "minutes": [_number(v, "{:.1f}") for v in table["minutes"]],
+        "peak MB": [_number(v, "{:.0f}") for v in table["peak_memory_mb"]],
         "departs from paper": ["–" if r is None else ("yes" if r else "no")
                                for r in table["reduced"]],
     })
@@ -67,7 +78,9 @@ def appendix(data: ReportData) -> Table:
     caption = (
         "Every configuration recorded in the results store, one row per configuration (the "
         "tables above show, per cell, only the one closest to the paper's): mean AUROC in % "
-        "over seeds (± t-based 95 % CI), the paper's number where it has one, and whether the "
+        "over seeds (± t-based 95 % CI), the paper's number where it has one, the wall minutes of "
+        "one cell (fit + score, mean over seeds) and its peak resident memory in MB (the largest "
+        "over seeds; – in records older than the field), and whether the "
         f"configuration departs from the paper's. {len(frame)} records, of which "
         f"{len(failed)} failed."
     )
