@@ -245,6 +245,7 @@ class CSFlow(SpatialDetector):
 
     def fit(self, train: Sequence[Sample]) -> CSFlow:
         cfg, device = self.config, self.context.device
+        self.forget()
         self.train_files_ = [s.path.name for s in train]
         feats = self._features(train, "train maps")
         self.shapes_ = [tuple(f.shape[-2:]) for f in feats]
@@ -293,8 +294,8 @@ class CSFlow(SpatialDetector):
         return torch.cat(scores), torch.cat(maps)
 
     def score(self, test: Sequence[Sample]) -> np.ndarray:
-        return self._latents(test)[0].double().numpy()
+        return self.once(test, lambda: self._latents(test))[0].double().numpy()
 
     def localize(self, test: Sequence[Sample]) -> np.ndarray:
         """Sec. 3.3: the largest scale's squared latent, upsampled to the image (no smoothing)."""
-        return self.full_image_maps(self._latents(test)[1], sigma=0.0)
+        return self.full_image_maps(self.once(test, lambda: self._latents(test))[1], sigma=0.0)

@@ -92,6 +92,7 @@ class PaDiM(SpatialDetector):
         return out
 
     def fit(self, train: Sequence[Sample]) -> PaDiM:
+        self.forget()
         self.train_files_ = [s.path.name for s in train]
         x = self._embedding(train, "train maps")
         n, d, h, w = x.shape

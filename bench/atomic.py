@@ -49,11 +49,13 @@ class DiskFullError(BenchError):
         self.folder, self.needed = Path(folder), needed
         free = free_bytes(folder)
         need = f", about {_mb(needed)} needed" if needed else ""
+        read_only = getattr(cause, "errno", None) == errno.EROFS
         what = {errno.EROFS: "is read-only", errno.EDQUOT: "is over its quota"}.get(
             getattr(cause, "errno", None), "is full")
-        super().__init__(f"the file system of {folder} {what} ({_mb(free)} free{need}); free "
-                         "space there (or point --results-dir / --cache-dir elsewhere) and rerun "
-                         "the same command to finish.")
+        fix = "make it writable" if read_only else "free space there"
+        super().__init__(f"the file system of {folder} {what} ({_mb(free)} free{need}); {fix} "
+                         "(or point --results-dir / --cache-dir elsewhere) and rerun the same "
+                         "command to finish.")
 
     def __reduce__(self):  # crosses process boundaries (--jobs workers) with its message intact
         return _rebuild_disk_full, (str(self), self.folder, self.needed)
@@ -167,12 +169,13 @@ def write_text(path: Path, text: str) -> Path:
     return write_bytes(path, text.encode())
 
 
-def _alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this pid exists on this host (another user's counts)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except PermissionError:
+    except PermissionError:  # exists, another user's
         return True
     return True
 
@@ -190,7 +193,7 @@ def stale_temporaries(folder: Path, stale_after: float = STALE_TEMP_S) -> list[P
             if not path.is_file():
                 continue
             if match is not None and match["host"] == _HOST:
-                gone = not _alive(int(match["pid"]))
+                gone = not pid_alive(int(match["pid"]))
             elif match is not None or _LEGACY_TEMP.match(path.name):
                 gone = now - path.stat().st_mtime > stale_after
             else:
@@ -224,3 +227,13 @@ def set_aside(path: Path, dest: Path) -> Path | None:
     except FileNotFoundError:
         return None
     return dest
+
+
+def set_aside_unreadable(path: Path, err: BaseException, what: str) -> Path | None:
+    """A cache file that failed to load: moved to ``unreadable/`` beside it (never trusted,
+    never deleted) with one warning; its caller computes it again."""
+    path = Path(path)
+    moved = set_aside(path, path.parent / "unreadable" / path.name)
+    log.warning("%s %s is unreadable (%s: %s); moved to %s and computed again", what, path,
+                type(err).__name__, err, moved)
+    return moved

@@ -30,7 +30,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from bench.atomic import raise_if_disk_full
+from bench.atomic import pid_alive, raise_if_disk_full
 
 log = logging.getLogger(__name__)
 
@@ -50,12 +50,8 @@ def _process_start(pid: int) -> str | None:
 
 
 def _alive(pid: int, start: str | None) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+    if not pid_alive(pid):
         return False
-    except PermissionError:  # exists, another user's
-        return True
     return start is None or _process_start(pid) in (None, start)
 
 
@@ -93,7 +89,11 @@ class Lease:
         """The lease at ``path`` if it was free or stale (taken over); None if a live runner
         holds it."""
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise_if_disk_full(err, path.parent)
+            raise
         holder = holder_identity()
         if _create(path, holder):
             return cls(path, holder, heartbeat_s)

@@ -110,13 +110,20 @@ def delong(v10: np.ndarray, v01: np.ndarray) -> tuple[float, float, float]:
     """The difference of two AUROCs on the same images and DeLong's test of it, from each
     detector's structural components stacked as rows (``v10``: (2, m), ``v01``: (2, n)):
     (difference, its standard error, two-sided p-value)."""
-    from scipy.stats import norm
 
     diff = float(v10[0].mean() - v10[1].mean())
     contrast = np.array([1.0, -1.0])
     variance = (contrast @ np.cov(v10) @ contrast / v10.shape[1]
                 + contrast @ np.cov(v01) @ contrast / v01.shape[1])
     se = float(np.sqrt(max(variance, 0.0)))
+    return diff, se, two_sided_p(diff, se)
+
+
+def two_sided_p(diff: float, se: float) -> float:
+    """The two-sided p-value of a normal difference ``diff`` with standard error ``se`` (a
+    difference with no spread: 1 when it is 0, else 0)."""
+    from scipy.stats import norm
+
     if se == 0.0:
-        return diff, 0.0, 1.0 if diff == 0 else 0.0
-    return diff, se, float(2 * norm.sf(abs(diff) / se))
+        return 1.0 if diff == 0 else 0.0
+    return float(2 * norm.sf(abs(diff) / se))

@@ -298,10 +298,11 @@ class ResultsStore:
         data = self.read(cell)
         return None if data is None else parse_record(data)
 
-    def load(self) -> pd.DataFrame:
-        """The tidy table: one row per cell (per-image scores stay in the records)."""
+    def load(self, records: list[Record] | None = None) -> pd.DataFrame:
+        """The tidy table: one row per cell (per-image scores stay in the records); from
+        ``records`` when the caller has read them already."""
         rows = []
-        for r in self.records():
+        for r in self.records() if records is None else records:
             row = {c: getattr(r, c) for c in TABLE_COLUMNS if c != "max_eval_auroc"}
             row["max_eval_auroc"] = r.max_eval_auroc
             rows.append(row)

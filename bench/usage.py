@@ -10,14 +10,14 @@ from pathlib import Path
 import torch
 
 
-def device_name(device: str) -> str:
-    if device.startswith("cuda") and torch.cuda.is_available():
-        return f"{device} ({torch.cuda.get_device_name(device)})"
-    return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
-
-
 def _on_cuda(device: str) -> bool:
     return device.startswith("cuda") and torch.cuda.is_available()
+
+
+def device_name(device: str) -> str:
+    if _on_cuda(device):
+        return f"{device} ({torch.cuda.get_device_name(device)})"
+    return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
 
 
 def reset_peak_memory(device: str) -> None:

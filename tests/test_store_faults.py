@@ -324,3 +324,17 @@ def test_results_shows_the_peak_memory_of_every_new_record(synthetic_root, tmp_p
     column = rows[0].index("peak_memory_mb")
     peaks = [float(row[column]) for row in rows[1:]]
     assert len(peaks) == 2 and all(10 < p < 20000 for p in peaks)
+
+
+def test_a_read_only_results_folder_is_one_line_too(synthetic_root, tmp_path):
+    folder = tmp_path / "ro"
+    if not can_mount_tmpfs(folder):
+        pytest.skip("this machine does not let the test mount a tmpfs")
+    try:
+        subprocess.run(["mount", "-o", "remount,ro", str(folder)], check=True)
+        args = store_args(synthetic_root, folder / "store", "--categories", "blobs",
+                          "--cache-dir", str(tmp_path / "cache"))
+        line = one_line_exit_1(invoke(*args))
+        assert "read-only" in line and "make it writable" in line
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], check=False)

@@ -9,11 +9,12 @@ Ctrl-C exits 130 and says how to resume.
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import click
 
 from bench import __version__
-from bench.atomic import DiskFullError
+from bench.atomic import DISK_ERRNOS, DiskFullError
 from bench.cli.commands import download, list_, localize, report
 from bench.cli.compare import compare
 from bench.cli.options import setup_logging, verbose_option
@@ -46,6 +47,13 @@ class BenchGroup(click.Group):
             return super().invoke(ctx)
         except DiskFullError as err:  # an ordinary failure of a run: the same command resumes
             raise CommandLineError(str(err), 1) from None
+        except OSError as err:
+            # A full, over-quota or read-only folder met by a write outside bench.atomic (a
+            # folder made, a file moved): the same one line, not a traceback.
+            if err.errno not in DISK_ERRNOS or not err.filename:
+                raise
+            full = DiskFullError(Path(err.filename).parent, None, err)
+            raise CommandLineError(str(full), 1) from None
         except BenchError as err:
             raise CommandLineError(str(err), 2) from None
         except KeyboardInterrupt:

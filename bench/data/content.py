@@ -8,14 +8,11 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-import logging
 import os
 import threading
 from pathlib import Path
 
-from bench.atomic import set_aside, write_text
-
-log = logging.getLogger(__name__)
+from bench.atomic import set_aside_unreadable, write_text
 
 
 def content_key(path: Path) -> str:
@@ -88,9 +85,7 @@ class ContentKeys:
                 raise ValueError("not a mapping")
             return files
         except (OSError, ValueError, KeyError, AttributeError) as err:
-            moved = set_aside(self.file, self.file.parent / "unreadable" / self.file.name)
-            log.warning("content key file %s is unreadable (%s); moved to %s, files are hashed "
-                        "again", self.file, err, moved)
+            set_aside_unreadable(self.file, err, "content key file")  # files are hashed again
             return {}
 
 

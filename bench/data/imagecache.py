@@ -17,18 +17,15 @@ cache never changes a number.
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 import numpy as np
 import torch
 import torchvision.transforms.v2.functional as TF
 
-from bench.atomic import atomic_path, set_aside
+from bench.atomic import atomic_path, set_aside_unreadable
 from bench.data.base import load_image
 from bench.data.content import content_keys
-
-log = logging.getLogger(__name__)
 
 # The folder of the current decode/resize recipe: change it when the recipe changes, so old
 # entries are never read as new ones.
@@ -69,9 +66,7 @@ class ImageCache:
             try:
                 return np.load(entry)
             except (ValueError, OSError, EOFError) as err:  # made again, never trusted
-                moved = set_aside(entry, self.root / "unreadable" / entry.name)
-                log.warning("image cache entry %s is unreadable (%s); moved to %s and decoded "
-                            "again", entry, err, moved)
+                set_aside_unreadable(entry, err, "image cache entry")
         image = _compact(decode_resized(path, size))
         with atomic_path(entry, needed=image.nbytes + 128) as tmp, open(tmp, "wb") as fh:
             np.save(fh, image)  # a short write raises; atomic_path tells a full disk

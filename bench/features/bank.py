@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import queue
 import threading
 import zipfile
@@ -22,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from bench.atomic import atomic_path, set_aside
+from bench.atomic import atomic_path, set_aside_unreadable
 from bench.config import FeatureConfig
 from bench.data.base import Sample
 from bench.data.imagecache import RECIPE, ImageCache
@@ -31,7 +30,6 @@ from bench.features.extractor import extractor_scales
 from bench.features.transforms import prepare_batch
 from bench.progress import progress as progress_bar
 
-log = logging.getLogger(__name__)
 _PREFETCH = 8  # decoded images in flight ahead of the batch being assembled
 _QUEUE = 2  # prepared batches waiting for the engine
 
@@ -160,39 +158,33 @@ def feature_cache_key(engine: Engine, config: FeatureConfig, images: ImageCache,
 def cached(cache_dir: Path | None, key: str, compute: Callable[[], np.ndarray]) -> np.ndarray:
     """Load features from ``cache_dir/key.npy`` or compute and store them atomically (an entry
     that fails to load is moved aside and computed again, never trusted)."""
-    if cache_dir is None:
-        return compute()
-    path = Path(cache_dir) / f"{key}.npy"
-    if path.is_file():
-        try:
-            return np.load(path)
-        except (ValueError, OSError, EOFError) as err:
-            _unreadable(path, err)
-    values = compute()
-    with atomic_path(path, needed=values.nbytes + 128) as tmp, open(tmp, "wb") as fh:
-        np.save(fh, values)  # a short write raises; atomic_path tells a full disk
-    return values
-
-
-def _unreadable(path: Path, err: BaseException) -> None:
-    moved = set_aside(path, path.parent / "unreadable" / path.name)
-    log.warning("feature cache %s is unreadable (%s: %s); moved to %s and computed again", path,
-                type(err).__name__, err, moved)
+    return _cached(cache_dir, key, compute, many=False)
 
 
 def cached_arrays(cache_dir: Path | None, key: str,
                   compute: Callable[[], list[np.ndarray]]) -> list[np.ndarray]:
     """``cached`` for a list of arrays (one ``.npz`` file, uncompressed: read back fast)."""
+    return _cached(cache_dir, key, compute, many=True)
+
+
+def _cached(cache_dir: Path | None, key: str, compute: Callable, many: bool):
     if cache_dir is None:
         return compute()
-    path = Path(cache_dir) / f"{key}.npz"
+    path = Path(cache_dir) / f"{key}.{'npz' if many else 'npy'}"
     if path.is_file():
         try:
+            if not many:
+                return np.load(path)
             with np.load(path) as stored:
                 return [stored[f"arr_{i}"] for i in range(len(stored.files))]
         except (ValueError, OSError, KeyError, EOFError, zipfile.BadZipFile) as err:
-            _unreadable(path, err)
+            set_aside_unreadable(path, err, "feature cache")
     values = compute()
-    with atomic_path(path, suffix=".npz", needed=sum(v.nbytes for v in values)) as tmp:
-        np.savez(tmp, *values)
+    needed = sum(v.nbytes for v in values) if many else values.nbytes
+    with atomic_path(path, suffix=".npz" if many else "", needed=needed) as tmp:
+        if many:
+            np.savez(tmp, *values)
+        else:
+            with open(tmp, "wb") as fh:  # a short write raises; atomic_path tells a full disk
+                np.save(fh, values)
     return values

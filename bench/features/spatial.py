@@ -113,6 +113,10 @@ class SpatialDetector(AttributeState):
             self._memo = memo = (key, compute())
         return memo[1]
 
+    def forget(self) -> None:
+        """Drop what ``once`` kept: a fit makes a new model (each ``fit`` starts with it)."""
+        self._memo = None
+
     # -- bench.registry.Predictor -----------------------------------------------------------
     def scores_alone(self) -> bool:
         return True  # no transforms, no batch statistics: an image's score is its own

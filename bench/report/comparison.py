@@ -20,7 +20,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from bench.metrics import delong, placements
+from bench.metrics import delong, placements, two_sided_p
 from bench.report.data import ReportData, ok_rows
 from bench.results import Record
 
@@ -71,19 +71,11 @@ def compare_records(a: list[Record], b: list[Record]) -> dict | None:
         if not results:
             return None
         auroc_a, auroc_b, diff, se, _ = (float(np.mean(x)) for x in zip(*results))
-        p_value = _p(diff, se)
+        p_value = two_sided_p(diff, se)
         pooling, n_test = "seed by seed, mean standard error", len(a[0].test_files)
     return {"auroc_a": 100 * auroc_a, "auroc_b": 100 * auroc_b, "diff": 100 * diff,
             "ci_low": 100 * (diff - Z95 * se), "ci_high": 100 * (diff + Z95 * se),
             "p_value": p_value, "seeds": len(seeds), "n_test": n_test, "pooling": pooling}
-
-
-def _p(diff: float, se: float) -> float:
-    from scipy.stats import norm
-
-    if se == 0:
-        return 1.0 if diff == 0 else 0.0
-    return float(2 * norm.sf(abs(diff) / se))
 
 
 def _config(rows: pd.DataFrame) -> str:

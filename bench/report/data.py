@@ -48,8 +48,9 @@ class ReportData:
     @classmethod
     def load(cls, results_dir: Path) -> ReportData:
         store = ResultsStore(Path(results_dir))
-        frame = store.load()
-        records = {r.cell_id: r for r in store.records()}
+        read = store.records()  # once: the table and the records come from the same read
+        frame = store.load(read)
+        records = {r.cell_id: r for r in read}
         # So it groups and sorts.
         frame["split_variant"] = frame["split_variant"].fillna(NO_SPLIT_VARIANT)
         return cls(store, with_seed_summary(frame), records)

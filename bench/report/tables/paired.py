@@ -19,7 +19,8 @@ CAPTION = (
     "both ran), the difference in points (DifferNet minus the other) with its 95 % interval, "
     "and the two-sided p-value of DeLong's test for correlated ROC curves. Seeds are pooled by "
     "averaging each test image's DeLong placement over them, so the test images are the "
-    "sample (`python bench.py compare --methods A,B` for any pair)."
+    "sample (`python bench.py compare --methods A,B` for any pair). The other method is chosen "
+    "as the best on these same test sets, and the p-value is not adjusted for that choice."
 )
 
 
