@@ -30,8 +30,10 @@ from dataclasses import dataclass
 
 import numpy as np
 from sklearn.neighbors import NearestNeighbors
+from torch import nn
 
 from bench.config import FeatureConfig
+from bench.features.graphs import NearestDistance, ZScorePCA
 from bench.features.pipeline import (
     FeaturePipelineDetector,
     feature_presets,
@@ -78,3 +80,6 @@ class KNN(FeaturePipelineDetector):
         n, t, dim = feats.shape
         distances, _ = self.index_.kneighbors(self._project(feats.reshape(-1, dim)))
         return distances.mean(axis=1).reshape(n, t)
+
+    def density_graph(self) -> nn.Module:
+        return nn.Sequential(ZScorePCA(self.scaler_, self.pca_), NearestDistance(self.index_))

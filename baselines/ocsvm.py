@@ -40,8 +40,10 @@ from typing import Literal
 
 import numpy as np
 from sklearn.svm import OneClassSVM
+from torch import nn
 
 from bench.config import FeatureConfig
+from bench.features.graphs import OneClassSVMScore, ZScorePCA
 from bench.features.pipeline import (
     FeaturePipelineDetector,
     feature_presets,
@@ -92,3 +94,6 @@ class OCSVM(FeaturePipelineDetector):
         n, t, dim = feats.shape
         decision = self.svm_.decision_function(self._prepare(feats.reshape(-1, dim)))
         return (-decision).reshape(n, t)
+
+    def density_graph(self) -> nn.Module:
+        return nn.Sequential(ZScorePCA(self.scaler_, self.pca_), OneClassSVMScore(self.svm_))

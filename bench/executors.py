@@ -81,14 +81,17 @@ def execute_cells(cells: list[Cell], store: ResultsStore, options: ExecutorOptio
     run_options["stale_after"] = options.lease_timeout
     # Temporary files of killed runs go; a store short of space is said before any work.
     cache_root = store.cache(run_options.get("cache_dir")).root
-    for folder in {store.root, cache_root}:
-        sweep_temporaries(folder)
+    for root in {store.root, cache_root}:
+        sweep_temporaries(root)
     warn_if_short_of_space(cells, store, cache_root, localize=run_options.get("localize", False),
                            save_models=run_options.get("save_models", False))
+    # Records are handed to ``on_record`` as they are written only in this process; the other
+    # executors' records are there for the caller once they are collected.
+    on_record = run_options.pop("on_record", None)
     if executor is not None:
         return _run_submitit(cells, store, executor, folder, options, problems, run_options)
     if options.jobs == 1:
-        return run_cells(cells, store, problems=problems, **run_options)
+        return run_cells(cells, store, problems=problems, on_record=on_record, **run_options)
     return _run_workers(cells, store, options.jobs, problems, run_options)
 
 

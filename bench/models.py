@@ -26,11 +26,10 @@ from PIL import Image
 
 from bench.atomic import save_torch
 from bench.data import Sample
-from bench.data.base import corrupt_image
 from bench.data.content import content_key
 from bench.errors import BenchError
 from bench.methods import build_detector
-from bench.progress import progress
+from bench.prediction import score_table
 from bench.registry import Localizer, Predictor, RunContext, Saveable
 
 log = logging.getLogger(__name__)
@@ -98,41 +97,15 @@ def load_model(path: Path, device: str = "cpu", cache_dir: Path | None = None) -
     return SavedModel(detector, {k: v for k, v in payload.items() if k != "state"})
 
 
-def readable(paths: Sequence[Path]) -> tuple[list[Path], dict[Path, str]]:
-    """The images that open, and a one-sentence error for each that does not."""
-    good, bad = [], {}
-    for path in paths:
-        problem = corrupt_image(path)
-        if problem is None:
-            good.append(path)
-        else:
-            bad[path] = str(problem)
-    return good, bad
-
-
 def predict(model: SavedModel, paths: Sequence[Path], batch: int = 64,
             show_progress: bool = True) -> pd.DataFrame:
-    """Columns path, score (higher = more anomalous), anomalous (score above the model's
-    threshold; empty without one) and error (why an image was not scored)."""
-    good, bad = readable(paths)
-    scores: dict[Path, float] = {}
+    """``prediction.score_table``: each image scored by the model (``score_new``)."""
     detector, run_keys = model.detector, model.meta["test_keys"]
-    with progress(len(good), "images", enabled=show_progress) as bar:
-        for start in range(0, len(good), batch):
-            chunk = good[start:start + batch]
-            samples = [Sample(path=p, label=0) for p in chunk]
-            chunk_scores = detector.score_new(samples, run_keys)
-            for p, score in zip(chunk, chunk_scores):
-                scores[p] = float(score)
-            bar.update(len(chunk))
-    rows = []
-    for path in paths:
-        score = scores.get(path)
-        anomalous = (None if score is None or model.threshold is None
-                     else bool(score > model.threshold))
-        rows.append({"path": str(path), "score": score, "anomalous": anomalous,
-                     "error": bad.get(path, "")})
-    return pd.DataFrame(rows, columns=["path", "score", "anomalous", "error"])
+
+    def score(chunk: list[Path]) -> np.ndarray:
+        return detector.score_new([Sample(path=p, label=0) for p in chunk], run_keys)
+
+    return score_table(paths, score, model.threshold, batch, show_progress)
 
 
 def write_maps(model: SavedModel, paths: Sequence[Path], out_dir: Path) -> int:

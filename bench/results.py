@@ -198,6 +198,11 @@ class ResultsStore:
     def localize_dir(self) -> Path:
         return self.root / "localize"
 
+    @property
+    def tracking_dir(self) -> Path:
+        """The embedded experiment tracker's database and artifacts (bench.tracking)."""
+        return self.root / "mlflow"
+
     def selection(self) -> ResultsStore:
         """The store ``bench.py select`` writes to, apart from the records the report reads."""
         return ResultsStore(self.root / "selection")

@@ -15,7 +15,7 @@ import subprocess
 import tempfile
 import time
 import traceback
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -154,7 +154,8 @@ def new_record(cell: Cell, status: str) -> Record:
         config_hash=config_hash(cell.config),
         reduced=cell.preset in REDUCED_PRESETS or bool(departures), departures=departures,
         device="", versions=dict(_versions()), git_commit=_git_commit(), started_at=_now(),
-        info={"value_origins": value_origins(cell.config, cell.preset)},
+        info={"value_origins": value_origins(cell.config, cell.preset),
+              **({"suite": cell.suite} if cell.suite else {})},
     )
 
 
@@ -269,7 +270,8 @@ def run_cells(cells: Iterable[Cell], store: ResultsStore, *, device: str = "cpu"
               cache_dir: Path | None = None, evaluate_test: bool = True,
               problems: dict[str, BenchError] | None = None, job_id: str | None = None,
               stale_after: float = STALE_AFTER_S, save_models: bool = False,
-              threshold_fpr: float = DEFAULT_THRESHOLD_FPR) -> RunSummary:
+              threshold_fpr: float = DEFAULT_THRESHOLD_FPR,
+              on_record: Callable[[Record], None] | None = None) -> RunSummary:
     """Run every cell not yet recorded on the same data; a failed cell is recorded as failed
     (with its ``failure`` kind) and the run goes on.
 
@@ -277,6 +279,7 @@ def run_cells(cells: Iterable[Cell], store: ResultsStore, *, device: str = "cpu"
     ``store`` never run one cell twice; a cell another live runner holds is left to it.
     ``problems`` (from ``check_cells``) are recorded as failures without running. Decoded
     images and features are cached under ``cache_dir`` (default: the store's ``.cache/``).
+    ``on_record`` sees every record once it is written (an experiment tracker).
     """
     summary = RunSummary()
     caches = store.cache(cache_dir)
@@ -320,6 +323,8 @@ def run_cells(cells: Iterable[Cell], store: ResultsStore, *, device: str = "cpu"
             (summary.done if record.status == "ok" else summary.failed).append(record)
             store.write(record)  # a full disk here stops the run too (DiskFullError)
             keys.save()
+            if on_record is not None:
+                on_record(record)
         if isinstance(error, DiskFullError):
             # The next cells would fail the same way: stop, with the folder named; the failed
             # record makes the same command redo this cell once space is freed.

@@ -54,6 +54,9 @@ class Suite:
     # Defaults for how the cells run (bench.executors.ExecutorOptions' fields: kind, jobs,
     # partition, time_min, gpus, cpus, mem_gb, array_parallelism, sbatch); options win.
     executor: dict[str, Any] = field(default_factory=dict)
+    # Where finished cells are also logged (bench.tracking.TrackingOptions' fields: backend,
+    # uri, experiment); ``run --track`` wins. Empty: the results store alone.
+    tracking: dict[str, Any] = field(default_factory=dict)
     description: str = ""
 
     def __post_init__(self) -> None:
@@ -114,6 +117,8 @@ class Cell:
     departures: dict[str, Any] = field(default_factory=dict, compare=False)
     # The preset the method ran for ``preset`` (config.applied_preset; set by plan).
     preset_applied: str | None = field(default=None, compare=False)
+    # The suite that planned the cell (a tracker's experiment name); not part of its identity.
+    suite: str | None = field(default=None, compare=False)
 
     @property
     def recorded_split_variant(self) -> str | None:
@@ -203,7 +208,8 @@ def plan(suite: Suite, *, data_root: Path | None = None) -> list[Cell]:
                     for seed in suite.seeds:
                         cells.append(Cell(suite.dataset, category, method, seed, shots,
                                           suite.preset, backbone, config, root, split_variant,
-                                          variant, suite.validation, departures, preset_applied))
+                                          variant, suite.validation, departures, preset_applied,
+                                          suite.name))
     return cells
 
 

@@ -20,13 +20,14 @@ LAYERS = [
     ("cli", ("bench.cli",)),
     ("runner", ("bench.runner", "bench.suites", "bench.methods", "bench.selection",
                 "bench.executors", "bench.localization", "bench.models", "bench.space",
-                "bench.verify", "bench.usage")),
+                "bench.verify", "bench.usage", "bench.tracking", "bench.export",
+                "bench.prediction")),
     ("report", ("bench.report",)),
     ("methods", ("bench.differnet", "baselines")),
     ("pipeline", ("bench.features", "bench.training", "bench.registry")),
     ("data", ("bench.data",)),
     ("base", ("bench.results", "bench.atomic", "bench.config", "bench.origins", "bench.errors", "bench.metrics",
-              "bench.paper",
+              "bench.paper", "bench.transform_draws",
               "bench.summary", "bench.progress", "bench")),
 ]
 # The report reads records: it may use only the data and base layers (never a method, the

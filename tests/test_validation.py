@@ -12,7 +12,7 @@ from PIL import Image
 from bench.data import load_split
 from bench.data.validation import DEFECT_KINDS, synthetic_validation
 from bench.origins import value_origins
-from bench.report.provenance import _test_choices
+from bench.report.provenance import values_chosen_on_test
 from bench.results import Record
 from bench.runner import run_cell
 from bench.selection import select
@@ -105,8 +105,8 @@ def test_the_report_flags_values_decided_on_test_data():
                         {"field": "backbone_stage", "value": 5, "decided_on": "test"},
                         {"field": "rotation_mode", "value": "right_angles",
                          "decided_on": "validation"}]})
-    assert _test_choices([record]) == ["backbone_stage=5 (fast)"]
-    assert _test_choices([dataclasses.replace(record, info={})]) is None  # an older record
+    assert values_chosen_on_test([record]) == ["backbone_stage=5 (fast)"]
+    assert values_chosen_on_test([dataclasses.replace(record, info={})]) is None  # an older record
 
 
 def test_the_select_command_runs_from_the_command_line(synthetic_root, tmp_path):

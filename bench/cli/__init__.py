@@ -17,6 +17,7 @@ from bench import __version__
 from bench.atomic import DISK_ERRNOS, DiskFullError
 from bench.cli.commands import download, list_, localize, report
 from bench.cli.compare import compare
+from bench.cli.export import export
 from bench.cli.options import setup_logging, verbose_option
 from bench.cli.predict import predict
 from bench.cli.results import results
@@ -73,7 +74,7 @@ def cli(verbose: bool) -> None:
 
 
 for command in (download, run, fewshot, ablation, select_command, results, compare, list_,
-                report, localize, predict, verify):
+                report, localize, predict, export, verify):
     cli.add_command(command)
 
 

@@ -229,6 +229,10 @@ def _output_options() -> list:
                      default=0.05, show_default=True,
                      help="With --save-models and --validation: the saved decision threshold "
                           "lets this share of held-out normal images through as anomalous."),
+        click.option("--track", type=click.Choice(["mlflow", "none"]),
+                     help="Also log every finished cell as a run of an experiment tracker "
+                          "(mlflow: MLFLOW_TRACKING_URI, else <results-dir>/mlflow/); none "
+                          "switches off a suite's [tracking] table."),
     ]
 
 

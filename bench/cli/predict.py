@@ -30,7 +30,8 @@ def image_paths(inputs: tuple[Path, ...]) -> list[Path]:
 
 @click.command()
 @click.option("--model", "model_path", required=True, type=click.Path(path_type=Path),
-              help="A model file from run --save-models (<results-dir>/models/<cell>.pt).")
+              help="A model file from run --save-models (<results-dir>/models/<cell>.pt), or a "
+                   "folder written by export (runs without torch).")
 @click.argument("images", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--out", type=click.Path(path_type=Path), callback=output_file,
               help="Write the CSV here instead of printing it.")
@@ -43,12 +44,17 @@ def predict(model_path: Path, images: tuple[Path, ...], out: Path | None, maps: 
             device: str, progress: bool) -> None:
     """Score IMAGES (files or folders): a CSV of path, score (higher = more anomalous),
     anomalous (above the threshold saved with the model) and error."""
-    from bench.models import load_model, write_maps
-    from bench.models import predict as score_images
+    from bench.export.runtime import is_exported
 
     paths = image_paths(images)
-    model = load_model(model_path, device)
-    table = score_images(model, paths, show_progress=progress)
+    if is_exported(model_path):
+        model, table = predict_exported(model_path, paths, maps, device, progress)
+    else:
+        from bench.models import load_model
+        from bench.models import predict as score_images
+
+        model = load_model(model_path, device)
+        table = score_images(model, paths, show_progress=progress)
     if model.threshold is None:
         click.echo("note: this model has no threshold (it was saved without a --validation "
                    "split), so 'anomalous' is empty.", err=True)
@@ -58,6 +64,8 @@ def predict(model_path: Path, images: tuple[Path, ...], out: Path | None, maps: 
     else:
         click.echo(table.to_csv(index=False), nl=False)
     if maps is not None:
+        from bench.models import write_maps
+
         written = write_maps(model, [Path(p) for p, e in zip(table["path"], table["error"])
                                      if not e], maps)
         click.echo(f"wrote {written} maps to {maps}", err=True)
@@ -66,3 +74,21 @@ def predict(model_path: Path, images: tuple[Path, ...], out: Path | None, maps: 
         click.echo(f"error: {message}", err=True)
     if errors:  # the others were scored; say so in the exit code as run does for failed cells
         raise SystemExit(1)
+
+
+def predict_exported(folder: Path, paths: list[Path], maps: Path | None, device: str,
+                     progress: bool):
+    """An exported model's table, through ONNX Runtime or OpenVINO (torch is never imported)."""
+    from bench.errors import BenchError
+    from bench.export.runtime import load_exported
+    from bench.prediction import score_table
+
+    if maps is not None:
+        raise BenchError("an exported model gives scores only; drop --maps, or pass the .pt "
+                         "model it was exported from.")
+    if device != "cpu":
+        raise BenchError(f"an exported model runs on the CPU (ONNX Runtime or OpenVINO); drop "
+                         f"--device {device}.")
+    model = load_exported(folder)
+    batch = max(1, 64 // model.meta["transforms"]["n_test_transforms"])
+    return model, score_table(paths, model.score, model.threshold, batch, progress)

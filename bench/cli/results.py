@@ -57,13 +57,25 @@ def render(frame: pd.DataFrame, fmt: str) -> str:
               help="One row per method, one column per category: mean AUROC (%) over seeds.")
 @click.option("--out", type=click.Path(path_type=Path), callback=output_file,
               help="Write to this file instead of printing (required for parquet).")
+@click.option("--to", "to", type=click.Choice(["mlflow"]),
+              help="Log the (filtered) records as runs of an experiment tracker instead of "
+                   "printing them; records logged before are not logged twice.")
+@click.option("--experiment", help="With --to: the experiment's name [default: each record's "
+                                   "suite, or its dataset for records that do not name one].")
 @verbose_flag
 def results(results_dir: Path, fmt: str, method, dataset, category, pivot: bool,
-            out: Path | None) -> None:
+            out: Path | None, to: str | None, experiment: str | None) -> None:
     """Print the tidy results table (one row per cell), or a summary over seeds (--pivot,
-    --format paper), optionally filtered."""
+    --format paper), optionally filtered; or log the records to MLflow (--to mlflow)."""
     from bench.results import ResultsStore
     from bench.summary import auroc_pivot, with_paper
+
+    if to is not None:
+        track(ResultsStore(results_dir), to, experiment,
+              {"method": method, "dataset": dataset, "category": category})
+        return
+    if experiment is not None:
+        raise BenchError("--experiment names where --to logs; add --to mlflow, or drop it.")
 
     if fmt == "parquet" and out is None:
         raise BenchError("--format parquet writes a binary file; add --out FILE, "
@@ -89,3 +101,19 @@ def results(results_dir: Path, fmt: str, method, dataset, category, pivot: bool,
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text)
     click.echo(f"wrote {len(frame)} rows to {out}")
+
+
+def track(store, backend: str, experiment: str | None, wanted: dict) -> None:
+    """``results --to``: the store's records (filtered as the table would be) as tracker runs."""
+    from bench.tracking import TrackingOptions, make_tracker
+
+    tracker = make_tracker(store, TrackingOptions(backend=backend, experiment=experiment))
+    records = store.records()
+    keep = set(select(store.load(records), wanted)["cell_id"])
+    try:
+        tracker.log_all(r for r in records if r.cell_id in keep)
+    except Exception as err:  # the server, not the store: one line, and nothing is lost
+        raise BenchError(f"could not log to MLflow at {tracker.uri} ({type(err).__name__}); "
+                         f"{tracker.added} runs were added; check the server and run the same "
+                         "command again to add the rest.") from None
+    click.echo(tracker.summary())

@@ -44,7 +44,8 @@ def with_options(suite, set_: tuple[str, ...], **fields):
 
 def execute(suite, *, methods, categories, seeds, preset, backbone, data_root, results_dir,
             cache_dir, device, split_variant, set_, progress, localize=False, shots=None,
-            validation=None, save_models=False, threshold_fpr=0.05, **executor) -> None:
+            validation=None, save_models=False, threshold_fpr=0.05, track=None,
+            **executor) -> None:
     from bench.executors import execute_cells
     from bench.results import ResultsStore
     from bench.suites import plan
@@ -54,13 +55,19 @@ def execute(suite, *, methods, categories, seeds, preset, backbone, data_root, r
                             preset=preset, backbone=backbone, split_variant=split_variant,
                             shots=shots, validation=validation)
     settings = executor_settings(suite.executor, executor)
-    cells = plan(suite, data_root=data_root)
     store = ResultsStore(results_dir)
+    tracker = start_tracking(suite, track, store)  # a missing MLflow is said before any work
+    cells = plan(suite, data_root=data_root)
     click.echo(f"suite {suite.name}: {len(cells)} cells, preset {suite.preset}, results in "
                f"{results_dir}, executor {settings.kind}")
     summary = execute_cells(cells, store, settings, device=device, progress=progress,
                             localize=localize, cache_dir=cache_dir, save_models=save_models,
-                            threshold_fpr=threshold_fpr)
+                            threshold_fpr=threshold_fpr,
+                            on_record=None if tracker is None else tracker.log_safely)
+    if tracker is not None:  # cells recorded earlier, or by other executors' processes
+        planned = {c.cell_id for c in cells}
+        tracker.log_safely(*(r for r in store.records() if r.cell_id in planned))
+        click.echo(tracker.summary())
     claimed = f", {len(summary.claimed)} left to other runners" if summary.claimed else ""
     click.echo(f"ran {len(summary.done)}, skipped {len(summary.skipped)} already recorded, "
                f"failed {len(summary.failed)}{claimed}")
@@ -71,6 +78,18 @@ def execute(suite, *, methods, categories, seeds, preset, backbone, data_root, r
         click.echo(f"FAILED {record.cell_id} ({record.failure}): {record.error}", err=True)
     if summary.failed:
         sys.exit(1)
+
+
+def start_tracking(suite, track: str | None, store):
+    """The suite's tracker (``--track`` over its ``[tracking]`` table), or None."""
+    from bench.tracking import make_tracker, tracking_options
+
+    options = tracking_options(suite.tracking, track)
+    if options is None:
+        return None
+    if options.experiment is None:
+        options = dataclasses.replace(options, experiment=suite.name)
+    return make_tracker(store, options)
 
 
 @click.command()

@@ -14,10 +14,12 @@ from bench.data.base import Sample
 from bench.differnet.flow import DifferNetFlow
 from bench.differnet.localization import gradient_maps
 from bench.features.bank import extract
-from bench.features.pipeline import STREAM_EPOCHS, FeaturePipelineDetector
+from bench.features.graphs import MethodScore
+from bench.features.pipeline import FeaturePipelineDetector
 from bench.features.transforms import train_transforms
 from bench.registry import register_method
 from bench.training import Training, mean_over_batches, optimizer_step, run_training
+from bench.transform_draws import STREAM_EPOCHS
 
 
 @register_method(
@@ -113,6 +115,9 @@ class DifferNet(FeaturePipelineDetector):
         ])
         self.flow_.train(was_training)
         return out.numpy().reshape(n, t)
+
+    def density_graph(self) -> torch.nn.Module:
+        return MethodScore(self.flow_, self.config.score)  # the method name is the score's
 
     def localize(self, test: Sequence[Sample]) -> np.ndarray:
         """Gradient maps g_x of Eq. 7, (n_images, image_size, image_size), float32."""

@@ -19,15 +19,19 @@ from bench.config import PRESETS, FeatureConfig
 from bench.data.base import Sample
 from bench.data.content import content_key
 from bench.data.imagecache import ImageCache
+from bench.errors import BenchError
 from bench.features.backbones import shared_backbone
 from bench.features.bank import cached, extract, feature_cache_key
 from bench.features.engines import Engine, shared_engine
 from bench.features.extractor import MultiScaleExtractor
-from bench.features.transforms import test_transforms, train_transforms
 from bench.registry import AttributeState, RunContext
-
-# Independent random streams of one cell, all derived from the cell seed.
-STREAM_TRAIN_TRANSFORMS, STREAM_TEST_TRANSFORMS, STREAM_EPOCHS = 1, 2, 3
+from bench.transform_draws import (
+    STREAM_TEST_TRANSFORMS,
+    STREAM_TRAIN_TRANSFORMS,
+    new_image_transforms,
+    test_transforms,
+    train_transforms,
+)
 
 # The feature fields of DifferNet's presets: with the same values the feature bank and the
 # test features are the same arrays (same cache key, same seeded transform streams), so a run
@@ -84,6 +88,12 @@ class FeaturePipelineDetector(AttributeState):
     def _score_features(self, feats: np.ndarray) -> np.ndarray:
         """Anomaly score of each transformed image, (n_images, n_transforms) -> same shape."""
         raise NotImplementedError
+
+    def density_graph(self):
+        """``_score_features`` of a fitted detector as a torch module, features (N, D) -> scores
+        (N,), for ``bench.py export``; a method that has none cannot be exported."""
+        raise BenchError(f"method {type(self).__name__} cannot be exported: it defines no "
+                         "density_graph(); predict with its .pt model instead.")
 
     # -- the shared work -------------------------------------------------------------------
     def _rng(self, stream: int) -> np.random.Generator:
@@ -155,9 +165,7 @@ class FeaturePipelineDetector(AttributeState):
             if key in where:
                 rows.append(run[where[key]])
             else:
-                rng = np.random.default_rng([self.context.seed, STREAM_TEST_TRANSFORMS,
-                                             int(key[:15], 16)])
-                rows.append(test_transforms(self.config, 1, rng)[0])
+                rows.append(new_image_transforms(self.config, self.context.seed, key))
         return np.stack(rows)
 
     def score_under(self, samples: Sequence[Sample], params: np.ndarray) -> np.ndarray:

@@ -1,8 +1,9 @@
-"""The transforms T of Sec. 3.2 / 4.2: rotations, and brightness and contrast for MTD.
+"""The transforms T of Sec. 3.2 / 4.2 applied to whole batches: rotations, and brightness and
+contrast for MTD.
 
-A transform is three numbers (angle in degrees, brightness factor, contrast factor). They are
-drawn from a seeded generator, kept with the features they produced, and applied the same way
-in training and inference (Sec. 4.2).
+A transform is three numbers (angle in degrees, brightness factor, contrast factor), drawn by
+``bench.transform_draws`` (NumPy only, so an exported model draws them without torch), kept
+with the features they produced, and applied the same way in training and inference (Sec. 4.2).
 """
 
 from __future__ import annotations
@@ -13,62 +14,15 @@ import torch.nn.functional as F
 import torchvision.transforms.v2.functional as TF
 
 from bench.config import FeatureConfig
+from bench.transform_draws import (  # noqa: F401 - drawn there, used from here
+    IDENTITY,
+    draw_transforms,
+    test_transforms,
+    train_transforms,
+)
 
-IDENTITY = np.array([0.0, 1.0, 1.0], dtype=np.float32)
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-
-
-def draw_transforms(config: FeatureConfig, n: int, rng: np.random.Generator) -> np.ndarray:
-    """``n`` random transforms, shape (n, 3): angle ~ U[0, rotation_degrees), factors ~ U[range]."""
-    params = np.tile(IDENTITY, (n, 1))
-    params[:, 0] = rng.uniform(0.0, config.rotation_degrees, size=n)
-    if config.photometric:
-        low, high = config.photometric_range
-        params[:, 1:] = rng.uniform(low, high, size=(n, 2))
-    return params
-
-
-def _right_angles(params: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Angles replaced by multiples of 90 degrees: transform j of an image is rotated by
-    90 * ((j + offset) mod 4) with a random offset per image, so 4 transforms give all four."""
-    n_images, n, _ = params.shape
-    offsets = rng.integers(0, 4, size=(n_images, 1))
-    params[:, :, 0] = 90.0 * ((np.arange(n)[None, :] + offsets) % 4)
-    return params
-
-
-def _draw(config: FeatureConfig, n_images: int, n: int, rng: np.random.Generator) -> np.ndarray:
-    params = draw_transforms(config, n_images * n, rng).reshape(n_images, n, 3)
-    if config.rotation_mode == "right_angles":
-        return _right_angles(params, rng)
-    if config.rotation_mode != "uniform":
-        raise ValueError(f"unknown rotation_mode {config.rotation_mode!r}")
-    return params
-
-
-def train_transforms(config: FeatureConfig, n_images: int, n: int, rng: np.random.Generator) -> np.ndarray:
-    """Transforms for the training bank, shape (n_images, n, 3); identity when switched off."""
-    if not config.train_transforms:
-        return np.tile(IDENTITY, (n_images, 1, 1))
-    return _draw(config, n_images, n, rng)
-
-
-def test_transforms(config: FeatureConfig, n_images: int, rng: np.random.Generator) -> np.ndarray:
-    """Transforms for scoring, shape (n_images, n_test, 3).
-
-    One test transform means the original image only (Sec. 4.5). ``even`` spaces the rotations
-    evenly instead of drawing them (still drawing the photometric factors).
-    """
-    n = config.n_test_transforms
-    if n == 1:
-        return np.tile(IDENTITY, (n_images, 1, 1))
-    params = _draw(config, n_images, n, rng)
-    if config.test_transform_mode == "even":
-        params[:, :, 0] = np.arange(n) * (config.rotation_degrees / n)
-    elif config.test_transform_mode != "random":
-        raise ValueError(f"unknown test_transform_mode {config.test_transform_mode!r}")
-    return params
 
 
 def rotation_grid(angles: torch.Tensor, size: int) -> torch.Tensor:

@@ -100,7 +100,7 @@ def _preset_fallbacks(records: list[Record]) -> list[str]:
             for m, asked, applied in ran]
 
 
-def _test_choices(records: list[Record]) -> list[str] | None:
+def values_chosen_on_test(records: list[Record]) -> list[str] | None:
     """The recorded preset values behind ``records`` that were decided on test data."""
     if any("value_origins" not in r.info for r in records):
         return None
@@ -151,12 +151,12 @@ def provenance(
     unverified = _unverified_data(records)
     if unverified:
         flags.append(unverified)
-    test_choices = _test_choices(records)
-    if test_choices:
-        flags.append(f"values chosen on test data: {', '.join(test_choices)}")
+    chosen = values_chosen_on_test(records)
+    if chosen:
+        flags.append(f"values chosen on test data: {', '.join(chosen)}")
     splits = sorted({f"{d} {v}" for d, v in zip(ok["dataset"], ok["split_variant"])
                      if v != NO_SPLIT_VARIANT})
     return Provenance(
         presets, backbones, int(seeds.min()), int(seeds.max()), len(ok), flags, splits,
-        test_choices,
+        chosen,
     )
