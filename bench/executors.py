@@ -23,6 +23,7 @@ from bench.atomic import sweep_temporaries
 from bench.data.content import content_keys
 from bench.data.fingerprint import split_fingerprint
 from bench.errors import BenchError, MissingWeightsError
+from bench.features.engines import resolve_engine
 from bench.leases import STALE_AFTER_S
 from bench.progress import progress as progress_bar
 from bench.results import ResultsStore
@@ -70,6 +71,7 @@ def execute_cells(cells: list[Cell], store: ResultsStore, options: ExecutorOptio
     """Check the cells (a corrupt image or missing weights fails only the cells that need
     them), then run the others with the chosen executor. ``run_options``: ``run_cells``'s."""
     options = options or ExecutorOptions()
+    check_engines(cells, run_options.get("device", "cpu"))
     folder = Path(options.folder or store.slurm_dir)
     # A cluster that is not there is a mistake to report before any work.
     executor = None if options.kind == "local" else make_submitit_executor(options, folder)
@@ -93,6 +95,15 @@ def execute_cells(cells: list[Cell], store: ResultsStore, options: ExecutorOptio
     if options.jobs == 1:
         return run_cells(cells, store, problems=problems, on_record=on_record, **run_options)
     return _run_workers(cells, store, options.jobs, problems, run_options)
+
+
+def check_engines(cells: list[Cell], device: str) -> None:
+    """Every extractor engine and precision the cells ask for can run here (installed; bf16
+    only with native support): a mistake to fix before any cell, in one line."""
+    asked = {(c.config.extractor_engine, c.config.extractor_precision) for c in cells
+             if hasattr(c.config, "extractor_precision")}
+    for engine, precision in sorted(asked):
+        resolve_engine(engine, device, precision)
 
 
 # -- local worker processes -------------------------------------------------------------------

@@ -10,6 +10,7 @@ import torch
 import torchvision.transforms.v2.functional as TF
 from torchvision.transforms import InterpolationMode
 
+import bench.features.engines as engines_module
 from bench.config import FeatureConfig
 from bench.data import load_split
 from bench.data.imagecache import ImageCache, decode_resized
@@ -140,3 +141,36 @@ def test_grayscale_batches_are_carried_as_one_channel():
     three = prepare_batch(gray.expand(-1, 3, -1, -1).contiguous(), params, config, (32, 16, 8))
     for a, b in zip(one, three):
         torch.testing.assert_close(a, b, atol=1e-5, rtol=0)
+
+
+def test_bf16_is_refused_in_one_line_where_the_cpu_lacks_it(monkeypatch, synthetic_root,
+                                                             tmp_path):
+    from click.testing import CliRunner
+
+    import bench.features.engines as engines
+    from bench.cli import cli
+
+    monkeypatch.setattr(engines, "native_bf16", lambda: True)
+    assert resolve_engine("torch", "cpu", "bf16") == "torch"
+    monkeypatch.setattr(engines, "native_bf16", lambda: False)
+    with pytest.raises(BenchError, match="no native bf16"):
+        resolve_engine("torch", "cpu", "bf16")
+    assert resolve_engine("torch", "cpu", "fp32") == "torch"  # fp32 is never refused
+    result = CliRunner().invoke(cli, [
+        "run", "--suite", "smoke", "--methods", "knn", "--categories", "blobs", "--preset",
+        "tiny", "--backbone", "random", "--data-root", str(synthetic_root), "--results-dir",
+        str(tmp_path), "--set", "extractor_precision=bf16", "--no-progress"])
+    errors = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert result.exit_code == 2 and len(errors) == 1, result.output
+    assert "no native bf16" in errors[0] and not (tmp_path / "records").exists()
+    assert "Traceback" not in result.output
+
+
+@pytest.mark.skipif(not (engines_module.native_bf16() and engines_module.engine_available("openvino")),
+                    reason="needs OpenVINO and a CPU with native bf16 (AVX512-BF16 or AMX)")
+def test_openvino_runs_bf16_where_the_cpu_has_it():
+    backbone, x = build_backbone("random"), torch.rand(4, 3, 64, 64)
+    full = build_engine(backbone, "openvino", "cpu", "fp32")([x])
+    half = build_engine(backbone, "openvino", "cpu", "bf16")([x])
+    rel = np.abs(full - half).max() / np.abs(full).max()
+    assert 0 < rel < 0.05  # reduced precision: close, and not the fp32 numbers

@@ -51,6 +51,20 @@ def engine_available(name: str) -> bool:
     return all(importlib.util.find_spec(pkg) is not None for pkg in (name, "onnx"))
 
 
+@functools.cache
+def native_bf16() -> bool:
+    """Whether this CPU computes bf16 natively (AVX512-BF16 or AMX): elsewhere bf16 is emulated,
+    slower than fp32 and for nothing, so it is refused (Linux's /proc/cpuinfo; False where that
+    cannot be read)."""
+    try:
+        with open("/proc/cpuinfo") as fh:
+            flags = next((line.split(":", 1)[1].split() for line in fh
+                          if line.startswith("flags")), [])
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
 def resolve_engine(name: str, device: str, precision: str) -> str:
     """The concrete engine ``name`` means on ``device`` at ``precision``; never a silent
     substitute: an engine that cannot do what is asked is an error."""
@@ -61,6 +75,9 @@ def resolve_engine(name: str, device: str, precision: str) -> str:
             f"unknown extractor_precision {precision!r}; choose one of {', '.join(PRECISIONS)}."
         )
     cuda = device.startswith("cuda")
+    if precision == "bf16" and not cuda and not native_bf16():
+        raise BenchError("this CPU has no native bf16 (AVX512-BF16 or AMX), where it would run "
+                         "slower than fp32; use --set extractor_precision=fp32 (the default).")
     if name == "auto":
         if cuda or precision == "fp16":
             name = "torch"
@@ -179,7 +196,7 @@ class OpenVinoEngine(Engine):
         super().__init__(backbone, module, device, precision)
         import openvino as ov
 
-        self.core = ov.Core()
+        self.core, self.ov_type = ov.Core(), ov.Type
         self.model = self.core.read_model(onnx_bytes(module), b"")
         self.compiled: dict[int, Callable] = {}
         hint = {"fp32": "f32", "bf16": "bf16"}[precision]
@@ -192,8 +209,9 @@ class OpenVinoEngine(Engine):
             model = self.model.clone()
             model.reshape({"images": [-1, 3, size, size]})
             compiled = self.core.compile_model(model, "CPU", self.config)
-            used = str(compiled.get_property("INFERENCE_PRECISION_HINT"))
-            if self.precision == "bf16" and "bf16" not in used:
+            # The precision OpenVINO settled on (an ov.Type; its text is "<Type: 'bfloat16'>").
+            used = compiled.get_property("INFERENCE_PRECISION_HINT")
+            if self.precision == "bf16" and used != self.ov_type.bf16:
                 raise BenchError("OpenVINO cannot run bf16 on this CPU (it has no native bf16); "
                                  "use --set extractor_precision=fp32.")
             self.compiled[size] = compiled
