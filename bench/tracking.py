@@ -257,18 +257,16 @@ class MlflowTracker:
 
     def log_all(self, records: Iterable[Record]) -> tuple[int, int]:
         """(runs added, records already there)."""
-        added = present = 0
+        added, present = self.added, self.present
         for record in records:
             if record_key(record) in self._mine:  # logged by this tracker a moment ago
                 continue
             if self.log(record):
                 self._mine.add(record_key(record))
-                added += 1
+                self.added += 1  # counted as it goes: a failure later still says these
             else:
-                present += 1
-        self.added += added
-        self.present += present
-        return added, present
+                self.present += 1
+        return self.added - added, self.present - present
 
     def log_safely(self, *records: Record) -> None:
         """``log_all``, where a tracker that fails (a server down, say) costs a warning, never

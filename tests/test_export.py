@@ -130,3 +130,10 @@ def test_an_exported_model_has_no_maps(saved, synthetic_root, tmp_path):
                                       "--maps", str(tmp_path / "maps")])
     assert result.exit_code == 2 and result.output.count("\n") == 1, result.output
     assert "drop --maps" in result.output
+
+
+def test_a_folder_that_is_no_export_is_one_line(synthetic_root, tmp_path):
+    image = next((synthetic_root / "blobs" / "test" / "good").iterdir())
+    result = CliRunner().invoke(cli, ["predict", "--model", str(tmp_path), str(image)])
+    assert result.exit_code == 2 and result.output.count("\n") == 1, result.output
+    assert "model.json" in result.output

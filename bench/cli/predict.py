@@ -44,10 +44,8 @@ def predict(model_path: Path, images: tuple[Path, ...], out: Path | None, maps: 
             device: str, progress: bool) -> None:
     """Score IMAGES (files or folders): a CSV of path, score (higher = more anomalous),
     anomalous (above the threshold saved with the model) and error."""
-    from bench.export.runtime import is_exported
-
     paths = image_paths(images)
-    if is_exported(model_path):
+    if model_path.is_dir():  # a folder written by export
         model, table = predict_exported(model_path, paths, maps, device, progress)
     else:
         from bench.models import load_model

@@ -123,10 +123,6 @@ class ExportedModel:
         return np.asarray(self.runtime(images, transforms), dtype=np.float64)
 
 
-def is_exported(path: Path) -> bool:
-    return Path(path).is_dir() and (Path(path) / "model.json").is_file()
-
-
 def load_exported(folder: Path) -> ExportedModel:
     folder = Path(folder)
     try:
