@@ -137,3 +137,14 @@ def test_a_folder_that_is_no_export_is_one_line(synthetic_root, tmp_path):
     result = CliRunner().invoke(cli, ["predict", "--model", str(tmp_path), str(image)])
     assert result.exit_code == 2 and result.output.count("\n") == 1, result.output
     assert "model.json" in result.output
+
+
+def test_export_without_onnx_is_one_line(saved, tmp_path, monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "onnx" else real(name, *a))
+    result = export(saved["knn"], "onnx", tmp_path / "model")
+    assert result.exit_code == 2 and result.output.count("\n") == 1, result.output
+    assert "pip install" in result.output and not (tmp_path / "model").exists()

@@ -19,6 +19,7 @@ with ``rot90``, the same pixels).
 
 from __future__ import annotations
 
+import importlib.util
 import io
 import json
 import math
@@ -34,7 +35,7 @@ from bench.atomic import write_bytes, write_text
 from bench.errors import BenchError
 from bench.features.extractor import PooledBackbone, extractor_scales
 from bench.features.pipeline import FeaturePipelineDetector
-from bench.features.transforms import IMAGENET_MEAN, IMAGENET_STD
+from bench.features.transforms import IMAGENET_MEAN, IMAGENET_STD, grid_from, pixel_centres
 from bench.models import SavedModel, load_model
 
 EXPORT_FORMAT = 1
@@ -116,16 +117,13 @@ class ScoreGraph(nn.Module):
         std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
         self.register_buffer("scale", 1.0 / std)
         self.register_buffer("shift", -torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1) / std)
-        coords = (torch.arange(cfg.image_size, dtype=torch.float32) * 2 + 1) / cfg.image_size - 1
-        self.register_buffer("coords", coords)
+        self.register_buffer("coords", pixel_centres(cfg.image_size))
 
     def transform(self, x: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
         """``transforms.apply_transforms``: rotate about the centre (zero fill), brightness,
         contrast about the grayscale mean, each clamped to [0, 1]."""
-        rad = params[:, 0] * (-math.pi / 180.0)
-        cos, sin = torch.cos(rad).view(-1, 1, 1), torch.sin(rad).view(-1, 1, 1)
-        u, v = self.coords.view(1, 1, -1), self.coords.view(1, -1, 1)
-        grid = torch.stack([cos * u + sin * v, cos * v - sin * u], dim=-1)
+        rad = params[:, 0] * (-math.pi / 180.0)  # no deg2rad in ONNX
+        grid = grid_from(torch.cos(rad), torch.sin(rad), self.coords)
         x = F.grid_sample(x, grid, mode=self.interpolation, padding_mode="zeros",
                           align_corners=False)
         brightness, contrast = params[:, 1].view(-1, 1, 1, 1), params[:, 2].view(-1, 1, 1, 1)
@@ -168,6 +166,11 @@ def export_model(model_path: Path, fmt: str, out: Path) -> Path:
     run's test images' transforms by content key) and ``model.json`` into ``out``."""
     if fmt not in FORMATS:
         raise BenchError(f"unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}.")
+    needs = ["onnx"] + (["openvino"] if fmt == "openvino" else [])
+    missing = [p for p in needs if importlib.util.find_spec(p) is None]
+    if missing:  # torch's exporter writes ONNX; OpenVINO converts it
+        raise BenchError(f"export --format {fmt} needs {' and '.join(missing)}; run pip install "
+                         "-e '.[cpu]' (or pip install onnx openvino).")
     model = load_model(model_path)
     detector = model.detector
     if not isinstance(detector, FeaturePipelineDetector):

@@ -8,6 +8,8 @@ or in what it imports loads torch (a test runs it with torch made unimportable).
 
 from __future__ import annotations
 
+import functools
+import importlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
@@ -25,6 +27,7 @@ from bench.transform_draws import new_image_transforms
 EXPORT_FORMAT = 1  # bench.export.graph writes this format
 
 
+@functools.cache  # one per image size: images of a folder mostly share theirs
 def _filter_rows(n_in: int, n_out: int) -> tuple[np.ndarray, int]:
     """Fixed-point weights (n_out, n_in) of an antialiased bilinear resize of one axis, and
     their precision in bits: the triangle filter widened by the scale when shrinking, each row
@@ -69,13 +72,17 @@ def decode(path: Path, size: int) -> np.ndarray:
     return resize_uint8(image, size).astype(np.float32) / 255.0
 
 
+def _runtime_package(name: str, what: str):
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        raise BenchError(f"{what} is not installed; run pip install {name} (or pip install -e "
+                         f"'.[cpu]') to run an exported model in it.") from None
+
+
 class _OnnxRuntime:
     def __init__(self, graph: Path):
-        try:
-            import onnxruntime as ort
-        except ImportError:
-            raise BenchError("ONNX Runtime is not installed; run pip install onnxruntime (or "
-                             "pip install -e '.[cpu]') to run an exported ONNX model.") from None
+        ort = _runtime_package("onnxruntime", "ONNX Runtime")
         self.session = ort.InferenceSession(str(graph), providers=["CPUExecutionProvider"])
 
     def __call__(self, images: np.ndarray, transforms: np.ndarray) -> np.ndarray:
@@ -84,11 +91,7 @@ class _OnnxRuntime:
 
 class _OpenVino:
     def __init__(self, graph: Path):
-        try:
-            import openvino as ov
-        except ImportError:
-            raise BenchError("OpenVINO is not installed; run pip install openvino (or pip "
-                             "install -e '.[cpu]') to run an exported OpenVINO model.") from None
+        ov = _runtime_package("openvino", "OpenVINO")
         self.compiled = ov.Core().compile_model(str(graph), "CPU",
                                                 {"INFERENCE_PRECISION_HINT": "f32"})
 

@@ -32,9 +32,19 @@ def rotation_grid(angles: torch.Tensor, size: int) -> torch.Tensor:
     centres in normalised coordinates as ``F.affine_grid(..., align_corners=False)`` does, but
     as two broadcast products instead of a (size^2 x 3) @ (3 x 2) matmul per image."""
     rad = torch.deg2rad(-angles.double())
-    cos = torch.cos(rad).float().view(-1, 1, 1)
-    sin = torch.sin(rad).float().view(-1, 1, 1)
-    coords = (torch.arange(size, dtype=torch.float32) * 2 + 1) / size - 1
+    return grid_from(torch.cos(rad).float(), torch.sin(rad).float(), pixel_centres(size))
+
+
+def pixel_centres(size: int) -> torch.Tensor:
+    """The centres of ``size`` pixels in normalised coordinates (``align_corners=False``)."""
+    return (torch.arange(size, dtype=torch.float32) * 2 + 1) / size - 1
+
+
+def grid_from(cos: torch.Tensor, sin: torch.Tensor, coords: torch.Tensor) -> torch.Tensor:
+    """``rotation_grid`` from the cosine and sine of each (negated) angle, (B,), and the pixel
+    centres (size,); ops an ONNX graph has too (``bench.export.graph``)."""
+    size = coords.shape[0]
+    cos, sin = cos.view(-1, 1, 1), sin.view(-1, 1, 1)
     x, y = coords.view(1, 1, size), coords.view(1, size, 1)
     return torch.stack([cos * x + sin * y, cos * y - sin * x], dim=-1)
 
