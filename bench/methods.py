@@ -49,7 +49,7 @@ def get_method(name: str) -> MethodSpec:
 
 def build_detector(name: str, config: Any, context: RunContext) -> Detector:
     """Method ``name``'s detector for one cell: ``config`` its resolved config, or that config
-    as plain values (a saved model's); the runner and ``bench.models.load_model`` both build
+    as plain values (a saved model's); the runner and ``bench.deploy.models.load_model`` both build
     detectors here."""
     spec = get_method(name)
     if isinstance(config, dict):

@@ -18,7 +18,7 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 import numpy as np
 
 from bench.data.base import Sample
-from bench.results import CacheLayout
+from bench.store.results import CacheLayout
 
 
 @runtime_checkable

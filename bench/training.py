@@ -33,9 +33,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from bench.atomic import save_torch
 from bench.progress import progress
 from bench.registry import RunContext
+from bench.store.atomic import save_torch
 
 log = logging.getLogger(__name__)
 
@@ -153,7 +153,7 @@ def save_checkpoint(path: Path, training: Training, result: TrainingResult, epoc
 
 def discard_checkpoint(path: Path) -> None:
     """Remove a finished cell's checkpoint (temporary files a kill mid-write left beside it
-    are swept when a run starts: ``bench.atomic.sweep_temporaries``)."""
+    are swept when a run starts: ``bench.store.atomic.sweep_temporaries``)."""
     path.unlink(missing_ok=True)
 
 

@@ -1,5 +1,5 @@
 """Drawing the transforms T of Sec. 3.2 / 4.2 from seeded generators: NumPy only, so the
-runtime of an exported model (``bench.export.runtime``) draws exactly what the pipeline draws
+runtime of an exported model (``bench.deploy.export.runtime``) draws exactly what the pipeline draws
 without importing torch.
 
 A transform is three numbers: angle in degrees, brightness factor, contrast factor.

@@ -43,7 +43,7 @@ from bench.features.extractor import MultiScaleExtractor
 from bench.features.transforms import normalize, train_transforms
 from bench.metrics import image_auroc
 from bench.registry import RunContext
-from bench.suites import resolve_for_dataset
+from bench.run.suites import resolve_for_dataset
 
 
 def _rss() -> int:

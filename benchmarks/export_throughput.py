@@ -26,9 +26,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from fingerprint_cost import cpu_model  # noqa: E402
 
-from bench.export.graph import export_model  # noqa: E402
-from bench.export.runtime import load_exported  # noqa: E402
-from bench.models import load_model, predict  # noqa: E402
+from bench.deploy.export.graph import export_model  # noqa: E402
+from bench.deploy.export.runtime import load_exported  # noqa: E402
+from bench.deploy.models import load_model, predict  # noqa: E402
 
 
 def timed(score, paths, repeats: int) -> tuple[np.ndarray, float]:

@@ -54,7 +54,7 @@ import bench.features.backbones as backbones
 from bench.data import load_split
 from bench.methods import build_detector
 from bench.registry import RunContext
-from bench.suites import resolve_for_dataset
+from bench.run.suites import resolve_for_dataset
 real = backbones._torchvision
 def offline_ok(builder, weights_name, backbone):
     try:

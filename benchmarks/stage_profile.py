@@ -39,8 +39,8 @@ from bench.data.imagecache import ImageCache  # noqa: E402
 from bench.differnet import DifferNet  # noqa: E402
 from bench.features.engines import Engine, native_bf16  # noqa: E402
 from bench.features.extractor import PooledBackbone, extractor_scales  # noqa: E402
-from bench.runner import run_cell  # noqa: E402
-from bench.suites import load_suite, plan  # noqa: E402
+from bench.run.runner import RunOptions, run_cell  # noqa: E402
+from bench.run.suites import load_suite, plan  # noqa: E402
 
 STAGES = ("decode", "transform", "extraction", "flow training", "scoring")
 
@@ -167,7 +167,7 @@ def main(data_root, suite_name, category, preset, backbone, seed, set_):
     try:
         with tempfile.TemporaryDirectory() as cache:  # cold: nothing decoded or extracted yet
             start = time.perf_counter()
-            record = run_cell(cell, cache_dir=Path(cache))
+            record = run_cell(cell, RunOptions(cache_dir=Path(cache)))
             wall = time.perf_counter() - start
     finally:
         DifferNet._train = real_train

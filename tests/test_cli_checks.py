@@ -28,7 +28,7 @@ def no_planning(monkeypatch):
         reached.append(suite)
         raise BenchError("reached plan")
 
-    monkeypatch.setattr("bench.suites.plan", plan)
+    monkeypatch.setattr("bench.run.suites.plan", plan)
     return reached
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from cli_helpers import TINY, one_line_error
 from cli_helpers import invoke as run
 
-from bench.results import ResultsStore
+from bench.store.results import ResultsStore
 
 
 def test_wrong_folder_layout(tmp_path):

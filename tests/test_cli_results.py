@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from bench.cli import cli
-from bench.results import Record, ResultsStore
+from bench.store.results import Record, ResultsStore
 
 UNREADABLE = ("<NA>", "None", "nan", "NaN")
 

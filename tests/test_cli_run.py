@@ -31,7 +31,7 @@ def test_ctrl_c_exits_130_and_says_how_to_resume(synthetic_root, tmp_path):
     try:
         for line in proc.stderr:  # wait until a cell is training
             seen.append(line)
-            if "bench.runner: run " in line:
+            if "bench.run.runner: run " in line:
                 break
         time.sleep(1.0)
         proc.send_signal(signal.SIGINT)

@@ -11,7 +11,7 @@ from pathlib import Path
 from bench.data.synthetic import make_synthetic
 from bench.methods import available_methods
 from bench.registry import METHODS
-from bench.results import ResultsStore
+from bench.store.results import ResultsStore
 
 REPO = Path(__file__).resolve().parents[1]
 

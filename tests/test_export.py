@@ -19,9 +19,9 @@ from click.testing import CliRunner
 from bench.cli import cli
 from bench.data.base import load_image
 from bench.data.imagecache import decode_resized
-from bench.export.runtime import load_exported, resize_uint8
-from bench.models import load_model, predict
-from bench.results import ResultsStore
+from bench.deploy.export.runtime import load_exported, resize_uint8
+from bench.deploy.models import load_model, predict
+from bench.store.results import ResultsStore
 
 REPO = Path(__file__).resolve().parents[1]
 RUN = ["--suite", "smoke", "--categories", "blobs", "--preset", "tiny", "--backbone", "random",

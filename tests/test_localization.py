@@ -26,9 +26,9 @@ from bench.cli import cli
 from bench.data.synthetic import make_synthetic
 from bench.report import ReportData
 from bench.report.tables import localization
-from bench.results import ResultsStore
-from bench.runner import run_cells
-from bench.suites import Suite, plan
+from bench.run.runner import RunOptions, run_cells
+from bench.run.suites import Suite, plan
+from bench.store.results import ResultsStore
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +37,7 @@ def localized(synthetic_root, tmp_path_factory) -> tuple[Path, object]:
     suite = Suite(name="t", dataset="synthetic", methods=["differnet"], categories=["blobs"],
                   preset="tiny", backbone="efficientnet_lite0",
                   overrides={"localize_rotations": 2})
-    (record,) = run_cells(plan(suite, data_root=synthetic_root), store, localize=True).done
+    (record,) = run_cells(plan(suite, data_root=synthetic_root), store, RunOptions(localize=True)).done
     return store.root, record
 
 
@@ -59,7 +59,7 @@ def smudged(tmp_path_factory) -> dict[str, dict[str, float]]:
     store = ResultsStore(tmp_path_factory.mktemp("smudged"))
     suite = Suite(name="t", dataset="synthetic", methods=["differnet"], categories=["stripes"],
                   preset="tiny", backbone="efficientnet_lite0")
-    (record,) = run_cells(plan(suite, data_root=root), store, localize=True).done
+    (record,) = run_cells(plan(suite, data_root=root), store, RunOptions(localize=True)).done
     return record.info["localization"]
 
 

@@ -13,12 +13,12 @@ import pytest
 from cli_helpers import TINY, invoke, one_line_error
 
 from bench.config import applied_preset
+from bench.deploy.models import can_save, load_model, predict
 from bench.errors import BenchError
-from bench.models import can_save, load_model, predict
 from bench.registry import METHODS, register_method
-from bench.results import Record, ResultsStore
-from bench.runner import run_cells
-from bench.suites import Suite, plan
+from bench.run.runner import RunOptions, run_cells
+from bench.run.suites import Suite, plan
+from bench.store.results import Record, ResultsStore
 
 
 def test_a_preset_a_method_lacks_falls_back_by_one_rule_and_is_recorded(synthetic_root, tmp_path):
@@ -126,7 +126,7 @@ def test_a_method_that_subclasses_nothing_is_saved_and_predicts(synthetic_root, 
     suite = Suite(name="t", dataset="synthetic", methods=[mean_brightness],
                   categories=["blobs"])
     store = ResultsStore(tmp_path)
-    run_cells(plan(suite, data_root=synthetic_root), store, save_models=True)
+    run_cells(plan(suite, data_root=synthetic_root), store, RunOptions(save_models=True))
     (record,) = store.records()
     model_file = Path(record.info["model_file"])
     assert model_file == store.model_path(record.cell_id) and model_file.is_file()

@@ -5,6 +5,7 @@ whose Table 2 shows the paper's numbers."""
 from __future__ import annotations
 
 import shutil
+import site
 import subprocess
 import sys
 from pathlib import Path
@@ -22,7 +23,8 @@ def test_an_installed_wheel_renders_the_papers_table2(tmp_path):
     # A clean copy of the sources: an in-tree build's leftovers (build/) would hide what the
     # package data leaves out.
     source = tmp_path / "source"
-    anywhere = shutil.ignore_patterns(".git", "build", "*.egg-info", "__pycache__", ".*cache")
+    anywhere = shutil.ignore_patterns(".git", ".venv", "build", "*.egg-info", "__pycache__",
+                                      ".*cache")
 
     def ignore(folder: str, names: list[str]) -> set[str]:
         # Run outputs at the top only: bench/data/ is a package the wheel must carry.
@@ -36,11 +38,17 @@ def test_an_installed_wheel_renders_the_papers_table2(tmp_path):
         "-w", wheels, source, cwd=tmp_path)
     (wheel,) = wheels.glob("differnet_bench-*.whl")
     venv = tmp_path / "venv"
-    # The venv sees this environment's packages (torch, pandas...) but gets its own bench: its
-    # site-packages come before the editable install's finder.
-    run(sys.executable, "-m", "venv", "--system-site-packages", venv, cwd=tmp_path)
+    # The venv sees the packages of the environment the tests run in (torch, pandas...), never
+    # the system Python's: a plain path line in a .pth file adds that site-packages folder
+    # without running its own .pth files, so the editable install's finder stays out and the
+    # venv's bench is the wheel's.
+    run(sys.executable, "-m", "venv", "--without-pip", venv, cwd=tmp_path)
+    (site_packages,) = venv.glob("lib/python*/site-packages")
+    (site_packages / "_tested_environment.pth").write_text(
+        "\n".join(dict.fromkeys(site.getsitepackages())) + "\n")
     python = venv / "bin" / "python"
-    run(python, "-m", "pip", "install", "--no-deps", "--no-index", "-q", wheel, cwd=tmp_path)
+    run(sys.executable, "-m", "pip", "--python", python, "install", "--no-deps", "--no-index",
+        "-q", wheel, cwd=tmp_path)
     code = (
         "import bench, pathlib, sys; from bench.report import build_report; "
         "print(bench.__file__); r = build_report(pathlib.Path('results'), pathlib.Path('out')); "

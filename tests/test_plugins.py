@@ -85,9 +85,9 @@ def test_a_plugin_runs_and_its_store_reports_without_it(plugin_dir, synthetic_ro
 
 
 def test_the_record_names_the_plugin_source(plugin_dir, synthetic_root, tmp_path):
-    from bench.results import ResultsStore
-    from bench.runner import run_cells
-    from bench.suites import Suite, plan
+    from bench.run.runner import run_cells
+    from bench.run.suites import Suite, plan
+    from bench.store.results import ResultsStore
 
     suite = Suite(name="t", dataset="synthetic", methods=["my_brightness:Brightness"],
                   categories=["blobs"], preset="tiny")

@@ -13,8 +13,8 @@ import pytest
 from click.testing import CliRunner
 
 from bench.cli import cli
-from bench.models import choose_threshold, load_model, predict
-from bench.results import ResultsStore
+from bench.deploy.models import choose_threshold, load_model, predict
+from bench.store.results import ResultsStore
 
 RUN = ["--suite", "smoke", "--methods", "differnet", "--categories", "blobs", "--preset", "tiny",
        "--backbone", "random", "--validation", "synthetic", "--save-models", "--no-progress"]

@@ -37,10 +37,10 @@ from bench.report import (
     table3,
 )
 from bench.report.figures import figure7_fewshot, figure8_localization
-from bench.results import Record, ResultsStore
-from bench.runner import run_cells
-from bench.suites import Suite, load_suite, plan
-from bench.summary import ci95
+from bench.report.summary import ci95
+from bench.run.runner import RunOptions, run_cells
+from bench.run.suites import Suite, load_suite, plan
+from bench.store.results import Record, ResultsStore
 
 FIXTURE = "hand-made test fixture, not a real run"
 OTHER = "fixture_other"  # an unregistered method name: shows as an extra, ours-only column
@@ -126,7 +126,7 @@ def store_dir(tmp_path_factory) -> Path:
                   overrides={"epochs": 2, "n_bank_transforms": 2, "n_test_transforms": 2,
                              "localize_rotations": 2})
     store = ResultsStore(base / "results")
-    summary = run_cells(plan(suite, data_root=root), store, localize=True)
+    summary = run_cells(plan(suite, data_root=root), store, RunOptions(localize=True))
     assert len(summary.done) == 1 and not summary.failed
     for record in fixture_records():
         store.write(record)

@@ -24,7 +24,7 @@ from PIL import Image
 from test_report import fixture_record, fixture_records
 
 from bench.report import build_report
-from bench.results import ResultsStore
+from bench.store.results import ResultsStore
 
 CHROMIUM = next((shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome")
                  if shutil.which(n)), None)

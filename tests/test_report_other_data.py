@@ -20,9 +20,9 @@ from PIL import Image
 from test_report import fixture_record, fixture_records
 
 from bench.report import NOT_RUN, ReportData, all_figures, all_tables, build_report
+from bench.report.summary import ci95, seed_summary
 from bench.report.tables import other_data_table
-from bench.results import ResultsStore
-from bench.summary import ci95, seed_summary
+from bench.store.results import ResultsStore
 
 REPO = Path(__file__).resolve().parents[1]
 

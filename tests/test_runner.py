@@ -15,9 +15,9 @@ import pytest
 from click.testing import CliRunner
 
 from bench.cli import cli
-from bench.results import ResultsStore
-from bench.runner import run_cells
-from bench.suites import Suite, plan
+from bench.run.runner import run_cells
+from bench.run.suites import Suite, plan
+from bench.store.results import ResultsStore
 
 REPO = Path(__file__).resolve().parents[1]
 FAST = ["--methods", "differnet", "--preset", "tiny", "--backbone", "random", "--set", "epochs=2",

@@ -23,14 +23,15 @@ from cli_helpers import TINY
 
 from bench.data.fingerprint import matches_manifest, split_fingerprint, write_manifest
 from bench.errors import CorruptImageError, MissingWeightsError
-from bench.executors import CellJob, ExecutorOptions, make_submitit_executor
-from bench.leases import Lease
-from bench.results import ResultsStore
-from bench.runner import cell_split, failure_kind, run_cells
-from bench.suites import Suite, plan
+from bench.run.cells import cell_split
+from bench.run.executors import CellJob, ExecutorOptions, make_submitit_executor
+from bench.run.runner import RunOptions, failure_kind, run_cells
+from bench.run.suites import Suite, plan
+from bench.store.leases import Lease
+from bench.store.results import ResultsStore
 
 REPO = Path(__file__).resolve().parents[1]
-RUN_LINE = re.compile(r"bench\.runner: run (\S+)")
+RUN_LINE = re.compile(r"bench\.run\.runner: run (\S+)")
 
 
 def bench_process(args: list[str], log: Path) -> subprocess.Popen:
@@ -113,7 +114,7 @@ def test_a_preempted_task_is_requeued_and_resumes_from_its_checkpoint(synthetic_
     store = ResultsStore(tmp_path)
     executor = make_submitit_executor(ExecutorOptions(kind="submitit-local", time_min=10),
                                       tmp_path / "slurm")
-    job = executor.submit(CellJob(tmp_path, {}, {"device": "cpu"}, logging.INFO), cell)
+    job = executor.submit(CellJob(tmp_path, {}, RunOptions(), logging.INFO), cell)
     checkpoint = tmp_path / ".cache" / "checkpoints" / f"{cell.cell_id}.pt"
     deadline = time.time() + 180
     while not checkpoint.exists():
@@ -239,18 +240,18 @@ def test_a_failing_cell_is_recorded_with_its_reason_and_the_grid_goes_on(synthet
     suite = Suite(name="t", dataset="synthetic", methods=["knn"], seeds=[0, 1, 2],
                   categories=["blobs"], preset="tiny", backbone="random")
     cells = plan(suite, data_root=synthetic_root)
-    import bench.runner
+    import bench.run.runner
 
-    real = bench.runner.run_cell
+    real = bench.run.runner.run_cell
 
-    def flaky(cell, **options):
+    def flaky(cell, options, store):
         if cell.seed == 0:
             raise FloatingPointError("flow loss diverged at epoch 3")
         if cell.seed == 1:
             raise torch.OutOfMemoryError("CUDA out of memory")
-        return real(cell, **options)
+        return real(cell, options, store)
 
-    monkeypatch.setattr(bench.runner, "run_cell", flaky)
+    monkeypatch.setattr(bench.run.runner, "run_cell", flaky)
     summary = run_cells(cells, ResultsStore(tmp_path))
     assert [r.failure for r in summary.failed] == ["diverged", "out_of_memory"]
     assert [r.seed for r in summary.done] == [2]

@@ -17,13 +17,14 @@ import pytest
 from cli_helpers import TINY, invoke
 from PIL import Image
 
-import bench.atomic
+import bench.store.atomic
 from bench.data.content import ContentKeys, content_keys
 from bench.data.fingerprint import legacy_split_fingerprint, split_fingerprint
-from bench.results import ResultsStore
-from bench.runner import cell_split, run_cells
-from bench.suites import Suite, plan
-from bench.verify import verify_store
+from bench.run.cells import cell_split
+from bench.run.runner import run_cells
+from bench.run.suites import Suite, plan
+from bench.store.results import ResultsStore
+from bench.store.verify import verify_store
 
 
 def knn_cells(root: Path, seeds=(0,), dataset: str = "folder") -> list:
@@ -200,7 +201,7 @@ def full_folder(kind: str, folder: Path, monkeypatch, target: str, leave_kb: int
         finally:
             subprocess.run(["umount", "-l", str(folder)], check=False)
         return
-    real = bench.atomic.atomic_path
+    real = bench.store.atomic.atomic_path
     full = {"on": True}
 
     @contextlib.contextmanager
@@ -210,7 +211,7 @@ def full_folder(kind: str, folder: Path, monkeypatch, target: str, leave_kb: int
             if full["on"] and f"/{target}/" in str(path):
                 raise OSError(errno.ENOSPC, "No space left on device")
 
-    for module in ("bench.atomic", "bench.results", "bench.data.imagecache",
+    for module in ("bench.store.atomic", "bench.store.results", "bench.data.imagecache",
                    "bench.features.bank"):
         monkeypatch.setattr(f"{module}.atomic_path", failing)
     yield lambda: full.update(on=False)
@@ -233,10 +234,10 @@ def test_a_full_disk_stops_the_run_in_one_line_and_the_grid_completes_after(
     if where == "checkpoint":  # DifferNet's tiny preset: a checkpoint every epoch
         from functools import partial
 
-        import bench.runner
+        import bench.run.runner
         from bench.registry import RunContext
 
-        monkeypatch.setattr(bench.runner, "RunContext", partial(RunContext, checkpoint_every=1))
+        monkeypatch.setattr(bench.run.runner, "RunContext", partial(RunContext, checkpoint_every=1))
     full_dir = cache if where == "cache entry" else store
     target = {"record": "records", "cache entry": "images", "checkpoint": "checkpoints"}[where]
     args = ["run", "--suite", "smoke", "--methods", method, "--seeds", "0", "--categories",
@@ -257,26 +258,27 @@ def test_a_full_disk_stops_the_run_in_one_line_and_the_grid_completes_after(
 
 def test_stale_temporaries_of_killed_runs_are_swept_when_a_run_starts(synthetic_root, tmp_path):
     store = tmp_path / "store"
-    dead = bench.atomic.temp_path(store / "records" / "x.json").name.replace(
-        f"-{bench.atomic.os.getpid()}-", "-999999999-")
+    dead = bench.store.atomic.temp_path(store / "records" / "x.json").name.replace(
+        f"-{bench.store.atomic.os.getpid()}-", "-999999999-")
     left = [store / "records" / dead, store / ".cache" / "images" / ".a.npy.123.tmp"]
     for path in left:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(b"half")
     old = 0  # an earlier version's name carries no host: judged by age
-    bench.atomic.os.utime(left[1], (old, old))
+    bench.store.atomic.os.utime(left[1], (old, old))
     assert invoke(*store_args(synthetic_root, store, "--categories", "blobs")).exit_code == 0
     assert not any(p.exists() for p in left)
 
 
 def test_a_folder_short_of_space_is_warned_of_before_the_run(synthetic_root, tmp_path,
                                                             monkeypatch):
-    from bench.space import warn_if_short_of_space
+    from bench.store.space import warn_if_short_of_space
 
     cells = knn_cells(synthetic_root, seeds=(0, 1), dataset="synthetic")
+    cells = [(c, cell_split(c)) for c in cells]
     store = ResultsStore(tmp_path / "store")
     assert warn_if_short_of_space(cells, store, tmp_path / "cache") == []
-    monkeypatch.setattr("bench.space.free_bytes", lambda folder: 1000)
+    monkeypatch.setattr("bench.store.space.free_bytes", lambda folder: 1000)
     (warning,) = warn_if_short_of_space(cells, store, tmp_path / "cache", localize=True)
     assert "1 KB free" in warning and "--results-dir" in warning
 

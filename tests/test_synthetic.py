@@ -11,7 +11,7 @@ from PIL import Image
 from bench.data import ensure_dataset, load_split
 from bench.data.synthetic import make_synthetic
 from bench.errors import BenchError
-from bench.suites import load_suite, plan
+from bench.run.suites import load_suite, plan
 
 SMALL = {"n_train": 4, "n_test_good": 3, "n_test_defect": 2, "size": 64}
 

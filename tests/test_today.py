@@ -17,15 +17,15 @@ from cli_helpers import invoke, one_line_error
 from baselines.patchcore import greedy_coreset, nearest
 from bench.data import load_split
 from bench.data.synthetic import make_synthetic
+from bench.deploy.models import load_model, predict
 from bench.features.backbones import FeatureMaps, build_backbone
 from bench.features.engines import build_engine, engine_available
-from bench.localization import evaluate_localization
 from bench.methods import build_detector, get_method
 from bench.metrics import image_auroc
-from bench.models import load_model, predict
 from bench.registry import RunContext
-from bench.results import ResultsStore
-from bench.suites import Suite, plan, resolve_for_dataset
+from bench.run.pixel_metrics import evaluate_localization
+from bench.run.suites import Suite, plan, resolve_for_dataset
+from bench.store.results import ResultsStore
 
 REPO = Path(__file__).resolve().parents[1]
 TODAY = ("patchcore", "padim", "csflow")
@@ -186,7 +186,7 @@ def test_delong_p_value_matches_the_slow_computation():
 
 
 def test_compare_command_prints_difference_interval_and_p(tmp_path):
-    from bench.results import Record
+    from bench.store.results import Record
 
     store = ResultsStore(tmp_path)
     rng = np.random.default_rng(0)

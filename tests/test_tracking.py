@@ -17,7 +17,7 @@ import pytest
 from click.testing import CliRunner
 
 from bench.cli import cli
-from bench.results import ResultsStore
+from bench.store.results import ResultsStore
 
 mlflow = pytest.importorskip("mlflow")
 from mlflow.tracking import MlflowClient  # noqa: E402
@@ -137,7 +137,7 @@ def test_a_tracker_that_fails_costs_a_warning_not_a_cell(synthetic_root, tmp_pat
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "5")
     result = run(synthetic_root, tmp_path / "store", "--track", "mlflow")
-    warnings = [r.getMessage() for r in caplog.records if r.name == "bench.tracking"]
+    warnings = [r.getMessage() for r in caplog.records if r.name == "bench.run.tracking"]
     assert len(warnings) == 1 and "results --to mlflow" in warnings[0], warnings
     assert "0 runs added" in result.output and "2 not logged" in result.output
     records = ResultsStore(tmp_path / "store").records()
@@ -175,7 +175,7 @@ def test_without_mlflow_the_option_says_how_to_install_it(synthetic_root, tmp_pa
 
 
 def test_a_log_cut_short_is_done_again(tracked, tmp_path, monkeypatch):
-    from bench.tracking import TrackingOptions, make_tracker
+    from bench.run.tracking import TrackingOptions, make_tracker
 
     store, _ = tracked
     monkeypatch.chdir(tmp_path)  # MLflow keeps a SQLite URI's artifacts under ./mlruns

@@ -13,10 +13,10 @@ from bench.data import load_split
 from bench.data.validation import DEFECT_KINDS, synthetic_validation
 from bench.origins import value_origins
 from bench.report.provenance import values_chosen_on_test
-from bench.results import Record
-from bench.runner import run_cell
-from bench.selection import select
-from bench.suites import Suite, plan, resolve_for_dataset
+from bench.run.runner import RunOptions, run_cell
+from bench.run.selection import select
+from bench.run.suites import Suite, plan, resolve_for_dataset
+from bench.store.results import Record
 
 
 @pytest.fixture
@@ -78,12 +78,12 @@ def test_a_run_with_validation_records_both_aurocs(synthetic_root, tmp_path):
     suite = Suite(name="t", dataset="synthetic", methods=["knn"], categories=["stripes"],
                   preset="tiny", backbone="random", validation="synthetic")
     (cell,) = plan(suite, data_root=synthetic_root)
-    record = run_cell(cell, cache_dir=tmp_path)
+    record = run_cell(cell, RunOptions(cache_dir=tmp_path))
     assert "val-synthetic" in cell.cell_id and record.validation == "synthetic"
     assert 0 <= record.val_auroc <= 1 and 0 <= record.auroc <= 1
     assert len(record.val_scores) == len(record.val_labels) == 2 * round(0.2 * 20)
     assert record.n_train == 20 - round(0.2 * 20)
-    plain = run_cell(dataclasses.replace(cell, validation=None), cache_dir=tmp_path)
+    plain = run_cell(dataclasses.replace(cell, validation=None), RunOptions(cache_dir=tmp_path))
     assert plain.val_auroc is None and plain.n_train == 20
 
 

@@ -14,7 +14,6 @@ from pathlib import Path
 import click
 
 from bench import __version__
-from bench.atomic import DISK_ERRNOS, DiskFullError
 from bench.cli.commands import download, list_, localize, report
 from bench.cli.compare import compare
 from bench.cli.export import export
@@ -25,6 +24,7 @@ from bench.cli.run import ablation, fewshot, run
 from bench.cli.select import select_command
 from bench.cli.verify import verify
 from bench.errors import BenchError
+from bench.store.atomic import DISK_ERRNOS, DiskFullError
 
 INTERRUPTED = "interrupted; rerun the same command to resume"
 
@@ -49,7 +49,7 @@ class BenchGroup(click.Group):
         except DiskFullError as err:  # an ordinary failure of a run: the same command resumes
             raise CommandLineError(str(err), 1) from None
         except OSError as err:
-            # A full, over-quota or read-only folder met by a write outside bench.atomic (a
+            # A full, over-quota or read-only folder met by a write outside bench.store.atomic (a
             # folder made, a file moved): the same one line, not a traceback.
             if err.errno not in DISK_ERRNOS or not err.filename:
                 raise

@@ -92,7 +92,7 @@ def list_(fields_of: str | None) -> None:
     from bench.data import DATASETS
     from bench.features import BACKBONES
     from bench.methods import available_methods, get_method
-    from bench.suites import available_suites, load_suite
+    from bench.run.suites import available_suites, load_suite
 
     click.echo("suites:")
     for name in available_suites():
@@ -119,7 +119,7 @@ def list_(fields_of: str | None) -> None:
 def report(results_dir: Path, out: Path) -> None:
     """Render Tables 1-3 and Figures 5-8 beside the paper's, from the results store alone."""
     from bench.report import build_report
-    from bench.results import ResultsStore
+    from bench.store.results import ResultsStore
 
     if not ResultsStore(results_dir).has_records():
         click.echo(f"note: no records under {results_dir}; every cell will read 'not run'", err=True)
@@ -141,7 +141,7 @@ def localize(results_dir: Path, images: list[str], cell: str | None, out: Path |
     ground-truth contour (from maps stored by run --localize)."""
     from bench.report.data import ReportData
     from bench.report.figures.panels import localization_panels
-    from bench.results import ResultsStore
+    from bench.store.results import ResultsStore
 
     out = out or ResultsStore(results_dir).localize_dir
     for path in localization_panels(ReportData.load(results_dir), images, out, cell):

@@ -29,7 +29,7 @@ def compare(methods: list[str], results_dir: Path, dataset, category, fmt: str) 
     from bench.report.comparison import compare as compare_methods
     from bench.report.comparison import format_p
     from bench.report.data import ReportData
-    from bench.results import ResultsStore
+    from bench.store.results import ResultsStore
 
     if len(methods) != 2 or methods[0] == methods[1]:
         raise BenchError(f"--methods takes two different methods, got {','.join(methods)}; for "

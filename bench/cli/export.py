@@ -21,7 +21,7 @@ def export(model_path: Path, fmt: str, out: Path) -> None:
     """Write a saved model as one graph from image to score (DifferNet, ocsvm, knn), with a
     model.json giving its input size, normalisation and threshold; `predict --model OUT` runs
     it without torch."""
-    from bench.export.graph import export_model
+    from bench.deploy.export.graph import export_model
 
     export_model(model_path, fmt, out)
     click.echo(f"wrote {fmt} model to {out} (python bench.py predict --model {out} IMAGES)")

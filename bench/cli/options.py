@@ -137,7 +137,7 @@ executor_options = [
 def executor_settings(defaults: dict, options: dict):
     """``ExecutorOptions`` from a suite's ``[executor]`` table and the command's options
     (which are removed from ``options``)."""
-    from bench.executors import ExecutorOptions
+    from bench.run.executors import ExecutorOptions
 
     values = dict(defaults)
     names = {"executor": "kind", "jobs": "jobs", "slurm_partition": "partition",

@@ -48,8 +48,8 @@ def predict(model_path: Path, images: tuple[Path, ...], out: Path | None, maps: 
     if model_path.is_dir():  # a folder written by export
         model, table = predict_exported(model_path, paths, maps, device, progress)
     else:
-        from bench.models import load_model
-        from bench.models import predict as score_images
+        from bench.deploy.models import load_model
+        from bench.deploy.models import predict as score_images
 
         model = load_model(model_path, device)
         table = score_images(model, paths, show_progress=progress)
@@ -62,7 +62,7 @@ def predict(model_path: Path, images: tuple[Path, ...], out: Path | None, maps: 
     else:
         click.echo(table.to_csv(index=False), nl=False)
     if maps is not None:
-        from bench.models import write_maps
+        from bench.deploy.models import write_maps
 
         written = write_maps(model, [Path(p) for p, e in zip(table["path"], table["error"])
                                      if not e], maps)
@@ -77,9 +77,9 @@ def predict(model_path: Path, images: tuple[Path, ...], out: Path | None, maps: 
 def predict_exported(folder: Path, paths: list[Path], maps: Path | None, device: str,
                      progress: bool):
     """An exported model's table, through ONNX Runtime or OpenVINO (torch is never imported)."""
+    from bench.deploy.export.runtime import load_exported
+    from bench.deploy.prediction import score_table
     from bench.errors import BenchError
-    from bench.export.runtime import load_exported
-    from bench.prediction import score_table
 
     if maps is not None:
         raise BenchError("an exported model gives scores only; drop --maps, or pass the .pt "

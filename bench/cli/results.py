@@ -67,8 +67,8 @@ def results(results_dir: Path, fmt: str, method, dataset, category, pivot: bool,
             out: Path | None, to: str | None, experiment: str | None) -> None:
     """Print the tidy results table (one row per cell), or a summary over seeds (--pivot,
     --format paper), optionally filtered; or log the records to MLflow (--to mlflow)."""
-    from bench.results import ResultsStore
-    from bench.summary import auroc_pivot, with_paper
+    from bench.report.summary import auroc_pivot, with_paper
+    from bench.store.results import ResultsStore
 
     if to is not None:
         track(ResultsStore(results_dir), to, experiment,
@@ -105,7 +105,7 @@ def results(results_dir: Path, fmt: str, method, dataset, category, pivot: bool,
 
 def track(store, backend: str, experiment: str | None, wanted: dict) -> None:
     """``results --to``: the store's records (filtered as the table would be) as tracker runs."""
-    from bench.tracking import TrackingOptions, make_tracker
+    from bench.run.tracking import TrackingOptions, make_tracker
 
     tracker = make_tracker(store, TrackingOptions(backend=backend, experiment=experiment))
     records = store.records()

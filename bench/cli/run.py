@@ -1,6 +1,6 @@
 """The commands that run cells: run, fewshot, ablation. Each checks what it can before any
 cell or data work (device and folders while parsing; --set names and types here), then plans,
-preflights and runs."""
+checks and runs the cells (``bench.run.executors.execute_cells``)."""
 
 from __future__ import annotations
 
@@ -46,10 +46,11 @@ def execute(suite, *, methods, categories, seeds, preset, backbone, data_root, r
             cache_dir, device, split_variant, set_, progress, localize=False, shots=None,
             validation=None, save_models=False, threshold_fpr=0.05, track=None,
             **executor) -> None:
-    from bench.executors import execute_cells
-    from bench.results import ResultsStore
-    from bench.suites import plan
-    from bench.summary import with_paper
+    from bench.report.summary import with_paper
+    from bench.run.executors import execute_cells
+    from bench.run.runner import RunOptions
+    from bench.run.suites import plan
+    from bench.store.results import ResultsStore
 
     suite, _ = with_options(suite, set_, methods=methods, categories=categories, seeds=seeds,
                             preset=preset, backbone=backbone, split_variant=split_variant,
@@ -60,9 +61,9 @@ def execute(suite, *, methods, categories, seeds, preset, backbone, data_root, r
     cells = plan(suite, data_root=data_root)
     click.echo(f"suite {suite.name}: {len(cells)} cells, preset {suite.preset}, results in "
                f"{results_dir}, executor {settings.kind}")
-    summary = execute_cells(cells, store, settings, device=device, progress=progress,
-                            localize=localize, cache_dir=cache_dir, save_models=save_models,
-                            threshold_fpr=threshold_fpr,
+    run = RunOptions(device=device, progress=progress, localize=localize, cache_dir=cache_dir,
+                     save_models=save_models, threshold_fpr=threshold_fpr)
+    summary = execute_cells(cells, store, settings, run,
                             on_record=None if tracker is None else tracker.log_safely)
     if tracker is not None:  # cells recorded earlier, or by other executors' processes
         planned = {c.cell_id for c in cells}
@@ -82,7 +83,7 @@ def execute(suite, *, methods, categories, seeds, preset, backbone, data_root, r
 
 def start_tracking(suite, track: str | None, store):
     """The suite's tracker (``--track`` over its ``[tracking]`` table), or None."""
-    from bench.tracking import make_tracker, tracking_options
+    from bench.run.tracking import make_tracker, tracking_options
 
     options = tracking_options(suite.tracking, track)
     if options is None:
@@ -98,7 +99,7 @@ def start_tracking(suite, track: str | None, store):
 @run_options
 def run(suite_name: str, **options) -> None:
     """Train and evaluate every cell of a suite, skipping cells already recorded."""
-    from bench.suites import load_suite
+    from bench.run.suites import load_suite
 
     execute(load_suite(suite_name), **options)
 
@@ -115,7 +116,7 @@ def fewshot(shots, runs: int, suite_name: str, seeds, **options) -> None:
 
     DifferNet only unless --methods says otherwise: the paper's few-shot results are DifferNet's.
     """
-    from bench.suites import load_suite
+    from bench.run.suites import load_suite
 
     seeds = seeds or list(range(runs))
     options["methods"] = options.get("methods") or ["differnet"]
@@ -128,7 +129,7 @@ def fewshot(shots, runs: int, suite_name: str, seeds, **options) -> None:
 @run_options
 def ablation(suite_name: str, **options) -> None:
     """Table 3: DifferNet on MVTec AD under the ablation configurations A-G."""
-    from bench.suites import load_suite
+    from bench.run.suites import load_suite
 
     execute(load_suite(suite_name), **options)
 

@@ -1,4 +1,4 @@
-"""``select``: choose reduced-preset values by validation AUROC only (bench/selection.py)."""
+"""``select``: choose reduced-preset values by validation AUROC only (bench/run/selection.py)."""
 
 from __future__ import annotations
 
@@ -34,8 +34,8 @@ def select_command(suite_name: str, grid: tuple[str, ...], *, methods, categorie
                    progress, localize, validation) -> None:
     """Pick config values by validation AUROC on synthetic defects of held-out training
     images; the test set is never scored. Writes what it saw under <results-dir>/selection/."""
-    from bench.selection import select
-    from bench.suites import load_suite
+    from bench.run.selection import select
+    from bench.run.suites import load_suite
 
     if localize or validation:
         raise BenchError("select always uses --validation synthetic and never localizes; drop "

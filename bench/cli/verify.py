@@ -1,4 +1,4 @@
-"""``verify``: check a results store (``bench.verify``); exit 0 when clean, 1 otherwise."""
+"""``verify``: check a results store (``bench.store.verify``); exit 0 when clean, 1 otherwise."""
 
 from __future__ import annotations
 
@@ -21,8 +21,9 @@ def verify(results_dir: Path, data_root: Path | None) -> None:
     """Check a results store: every record readable, its AUROC recomputed from its scores, no
     cell recorded twice, no stale lease or temporary file (and, with --data-root, its data).
     One line per problem; exit 0 when clean, 1 otherwise."""
-    from bench.results import ResultsStore
-    from bench.verify import verify_store
+    from bench.run.cells import data_check
+    from bench.store.results import ResultsStore
+    from bench.store.verify import verify_store
 
     store = ResultsStore(results_dir)
     if not store.has_records():
@@ -31,7 +32,7 @@ def verify(results_dir: Path, data_root: Path | None) -> None:
     if data_root is not None and not data_root.is_dir():
         raise BenchError(f"--data-root {data_root} is not a folder; point it at the folder of "
                          "dataset categories the records were made on.")
-    report = verify_store(store, data_root)
+    report = verify_store(store, None if data_root is None else data_check(data_root))
     for problem in report.problems:
         click.echo(problem)
     click.echo(report.summary(), err=not report.clean)

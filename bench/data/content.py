@@ -12,7 +12,7 @@ import os
 import threading
 from pathlib import Path
 
-from bench.atomic import set_aside_unreadable, write_text
+from bench.store.atomic import set_aside_unreadable, write_text
 
 
 def content_key(path: Path) -> str:

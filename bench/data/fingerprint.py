@@ -20,9 +20,9 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
-from bench.atomic import write_text
 from bench.data.base import Split
 from bench.data.content import ContentKeys, content_keys
+from bench.store.atomic import write_text
 
 MANIFEST_FORMAT = 1
 CONTENT_PREFIX = "c1-"  # a fingerprint of contents; a bare 16-hex one is of paths and sizes

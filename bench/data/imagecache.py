@@ -23,9 +23,9 @@ import numpy as np
 import torch
 import torchvision.transforms.v2.functional as TF
 
-from bench.atomic import atomic_path, set_aside_unreadable
 from bench.data.base import load_image
 from bench.data.content import content_keys
+from bench.store.atomic import atomic_path, set_aside_unreadable
 
 # The folder of the current decode/resize recipe: change it when the recipe changes, so old
 # entries are never read as new ones.

@@ -31,8 +31,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from bench.atomic import raise_if_disk_full
 from bench.data.base import Sample
+from bench.store.atomic import raise_if_disk_full
 
 DEFECT_KINDS = ("patch", "scratch", "blob", "dent")
 VALIDATION_SHARE = 0.2  # of the training images, held out (at least 2, at most half)

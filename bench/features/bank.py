@@ -21,7 +21,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from bench.atomic import atomic_path, set_aside_unreadable
 from bench.config import FeatureConfig
 from bench.data.base import Sample
 from bench.data.imagecache import RECIPE, ImageCache
@@ -29,6 +28,7 @@ from bench.features.engines import Engine
 from bench.features.extractor import extractor_scales
 from bench.features.transforms import prepare_batch
 from bench.progress import progress as progress_bar
+from bench.store.atomic import atomic_path, set_aside_unreadable
 
 _PREFETCH = 8  # decoded images in flight ahead of the batch being assembled
 _QUEUE = 2  # prepared batches waiting for the engine

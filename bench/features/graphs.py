@@ -1,5 +1,5 @@
 """The feature methods' density models as torch modules, so a saved model becomes one graph from
-image to score (``bench.export``): each maps features (N, D) to the score of every row, the
+image to score (``bench.deploy.export``): each maps features (N, D) to the score of every row, the
 numbers its detector's ``_score_features`` gives (up to float32 rounding; scikit-learn computes
 in float64).
 

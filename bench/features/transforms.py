@@ -42,7 +42,7 @@ def pixel_centres(size: int) -> torch.Tensor:
 
 def grid_from(cos: torch.Tensor, sin: torch.Tensor, coords: torch.Tensor) -> torch.Tensor:
     """``rotation_grid`` from the cosine and sine of each (negated) angle, (B,), and the pixel
-    centres (size,); ops an ONNX graph has too (``bench.export.graph``)."""
+    centres (size,); ops an ONNX graph has too (``bench.deploy.export.graph``)."""
     size = coords.shape[0]
     cos, sin = cos.view(-1, 1, 1), sin.view(-1, 1, 1)
     x, y = coords.view(1, 1, size), coords.view(1, size, 1)

@@ -1,7 +1,7 @@
 """The row assembly every table shares: one table cell from its rows to the numbers a table
 stores (``CellStat`` and its ``fields`` / ``compared`` / ``origin``) and the text it shows.
 
-A cell's numbers are ``bench.summary.seed_summary`` of its rows (all the rows of one
+A cell's numbers are ``bench.report.summary.seed_summary`` of its rows (all the rows of one
 configuration, after ``ReportData.select``; ``ReportData`` computes the summary once for the
 whole store), in %: the mean over seeds and the half-width of the t-based 95 % confidence
 interval. A mean over categories gets its interval over seeds of the per-seed mean.
@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from bench.report.data import FAILED, NOT_RUN, ok_rows
-from bench.summary import ci95
+from bench.report.summary import ci95
 
 
 @dataclass

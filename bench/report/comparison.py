@@ -22,7 +22,7 @@ import pandas as pd
 
 from bench.metrics import delong, placements, two_sided_p
 from bench.report.data import ReportData, ok_rows
-from bench.results import Record
+from bench.store.results import Record
 
 Z95 = 1.959963984540054  # the standard normal's 97.5 % quantile
 GROUP = ["dataset", "category", "shots", "variant"]

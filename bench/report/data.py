@@ -2,13 +2,13 @@
 
 ``ReportData`` holds the tidy table (``ResultsStore.load()``) and the records themselves
 (per-image scores for ROC curves and histograms). ``select`` picks, for each table cell
-(``bench.results.TABLE_CELL``), the configuration (``bench.results.CONFIGURATION``) closest to
+(``bench.store.results.TABLE_CELL``), the configuration (``bench.store.results.CONFIGURATION``) closest to
 the paper's when a cell was run under several (a ``paper`` run over a ``fast`` one, AlexNet over
 a substitute backbone); the others stay in the appendix.
 
-Each row also carries the seed summary of its configuration (``bench.summary.seed_summary``,
+Each row also carries the seed summary of its configuration (``bench.report.summary.seed_summary``,
 computed once for the whole store): ``seed_group`` numbers the configurations
-(``bench.results.SEED_GROUP``), ``group_seeds``, ``group_auroc`` and ``group_ci95`` are their
+(``bench.store.results.SEED_GROUP``), ``group_seeds``, ``group_auroc`` and ``group_ci95`` are their
 number of seeds, mean AUROC and 95 % CI half-width (fractions; NaN where none finished).
 """
 
@@ -22,8 +22,8 @@ import pandas as pd
 
 from bench.data import DATASETS
 from bench.paper import PAPER_DATASETS as PAPER_DATASET_TITLES
-from bench.results import CONFIGURATION, SEED_GROUP, TABLE_CELL, Record, ResultsStore
-from bench.summary import seed_summary
+from bench.report.summary import seed_summary
+from bench.store.results import CONFIGURATION, SEED_GROUP, TABLE_CELL, Record, ResultsStore
 
 NOT_RUN = "not run"
 FAILED = "failed"

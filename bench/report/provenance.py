@@ -11,7 +11,7 @@ import pandas as pd
 
 from bench.config import REDUCED_PRESETS
 from bench.report.data import NO_SPLIT_VARIANT, PAPER_BACKBONE, ReportData, ok_rows
-from bench.results import TABLE_CELL, Record
+from bench.store.results import TABLE_CELL, Record
 
 MIN_SEEDS = 3  # Fig. 7 averages three random subsets; fewer seeds are flagged
 

@@ -1,5 +1,5 @@
 """The appendix: every configuration recorded (failed ones included), one row per seed group
-(``bench.results.SEED_GROUP``), beside the paper where it has a number."""
+(``bench.store.results.SEED_GROUP``), beside the paper where it has a number."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from bench.report.cells import CellStat, compare_columns
 from bench.report.data import ReportData, ok_rows
 from bench.report.provenance import provenance
 from bench.report.tables.base import Table
-from bench.results import SEED_GROUP
+from bench.store.results import SEED_GROUP
 
 COLUMNS = [*SEED_GROUP, "seeds", "failed", "ours", "ci95", "status", "paper", "diff", "minutes",
            "peak_memory_mb", "reduced", "cell_ids"]
@@ -52,7 +52,7 @@ def _group_row(key: tuple, group: pd.DataFrame) -> dict:
 
 def appendix(data: ReportData) -> Table:
     """Every configuration recorded (failed ones included), beside the paper where it has a
-    number. Like ``bench.summary.with_paper``, but with failed configurations too and tolerant
+    number. Like ``bench.report.summary.with_paper``, but with failed configurations too and tolerant
     of records whose method is no longer registered."""
     frame = data.frame
     groups = frame.groupby(SEED_GROUP, dropna=False, sort=True) if not frame.empty else []

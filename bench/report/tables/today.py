@@ -17,8 +17,8 @@ from bench.paper import MTD, MVTEC, PAPER_DATASETS, method_label, published_toda
 from bench.report.data import NOT_RUN, ReportData, dataset_title, ok_rows
 from bench.report.paper_refs import DIFFERNET
 from bench.report.provenance import provenance
+from bench.report.summary import ci95
 from bench.report.tables.base import Table
-from bench.summary import ci95
 
 TODAY = "today"
 MEAN = "mean"

@@ -6,9 +6,9 @@ from pathlib import Path
 
 from bench.data.synthetic import make_synthetic
 from bench.methods import available_methods, get_method
-from bench.results import ResultsStore
-from bench.runner import run_cells
-from bench.suites import Suite, plan
+from bench.run.runner import run_cells
+from bench.run.suites import Suite, plan
+from bench.store.results import ResultsStore
 
 
 def test_found_by_its_entry_point_name():

@@ -1,7 +1,7 @@
 """Where cells run: in this process, in ``--jobs N`` local worker processes, or as a SLURM job
 array through submitit (``slurm``; ``submitit-local`` runs the same job code on this machine).
 
-Every way ends in ``runner.run_cells`` on the same results store, so the store's leases keep
+Every way ends in ``runner.run_cells`` on the same results store, with the same ``RunOptions``, so the store's leases keep
 any two runners (workers, array tasks, people) from running one cell twice, and a cell that was
 killed is picked up again by the next runner. A SLURM task that is preempted or about to time
 out gets submitit's signal, requeues itself and resumes its cell from the training checkpoint.
@@ -13,30 +13,24 @@ import logging
 import os
 import shutil
 import time
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
-from bench.atomic import sweep_temporaries
 from bench.data.content import content_keys
-from bench.data.fingerprint import split_fingerprint
 from bench.errors import BenchError, MissingWeightsError
 from bench.features.engines import resolve_engine
-from bench.leases import STALE_AFTER_S
 from bench.progress import progress as progress_bar
-from bench.results import ResultsStore
-from bench.runner import (
-    RunSummary,
-    cell_split,
-    check_cells,
-    new_record,
-    recorded_on_same_data,
-    run_cells,
-)
-from bench.space import warn_if_short_of_space
-from bench.suites import Cell
+from bench.run.cells import already_recorded, cell_split, check_cells
+from bench.run.runner import RunOptions, RunSummary, new_record, run_cells
+from bench.run.suites import Cell
+from bench.store.atomic import sweep_temporaries
+from bench.store.leases import STALE_AFTER_S
+from bench.store.results import Record, ResultsStore
+from bench.store.space import warn_if_short_of_space
 
 log = logging.getLogger(__name__)
 EXECUTORS = ("local", "slurm", "submitit-local")
@@ -67,34 +61,34 @@ class ExecutorOptions:
 
 
 def execute_cells(cells: list[Cell], store: ResultsStore, options: ExecutorOptions | None = None,
-                  **run_options: Any) -> RunSummary:
+                  run: RunOptions | None = None,
+                  on_record: Callable[[Record], None] | None = None) -> RunSummary:
     """Check the cells (a corrupt image or missing weights fails only the cells that need
-    them), then run the others with the chosen executor. ``run_options``: ``run_cells``'s."""
+    them), then run the others with the chosen executor. ``on_record`` sees each record as it
+    is written in this process (the other executors' records are there for the caller once
+    they are collected)."""
     options = options or ExecutorOptions()
-    check_engines(cells, run_options.get("device", "cpu"))
+    run = (run or RunOptions()).but(stale_after=options.lease_timeout)
+    check_engines(cells, run.device)
     folder = Path(options.folder or store.slurm_dir)
     # A cluster that is not there is a mistake to report before any work.
     executor = None if options.kind == "local" else make_submitit_executor(options, folder)
-    problems = check_cells(cells, run_options.get("evaluate_test", True))
+    problems = check_cells(cells, run.evaluate_test)
     if cells and all(isinstance(problems.get(c.cell_id), MissingWeightsError) for c in cells):
         # Nothing could run: a mistake to fix before anything starts (one line, exit 2), not a
         # grid of failed records. With other cells to run, those cells fail and the rest go on.
         raise problems[cells[0].cell_id]
-    run_options["stale_after"] = options.lease_timeout
     # Temporary files of killed runs go; a store short of space is said before any work.
-    cache_root = store.cache(run_options.get("cache_dir")).root
+    cache_root = store.cache(run.cache_dir).root
     for root in {store.root, cache_root}:
         sweep_temporaries(root)
-    warn_if_short_of_space(cells, store, cache_root, localize=run_options.get("localize", False),
-                           save_models=run_options.get("save_models", False))
-    # Records are handed to ``on_record`` as they are written only in this process; the other
-    # executors' records are there for the caller once they are collected.
-    on_record = run_options.pop("on_record", None)
+    warn_if_short_of_space([(c, cell_split(c)) for c in cells], store, cache_root,
+                           localize=run.localize, save_models=run.save_models)
     if executor is not None:
-        return _run_submitit(cells, store, executor, folder, options, problems, run_options)
+        return _run_submitit(cells, store, executor, folder, options, problems, run)
     if options.jobs == 1:
-        return run_cells(cells, store, problems=problems, on_record=on_record, **run_options)
-    return _run_workers(cells, store, options.jobs, problems, run_options)
+        return run_cells(cells, store, run, problems=problems, on_record=on_record)
+    return _run_workers(cells, store, options.jobs, problems, run)
 
 
 def check_engines(cells: list[Cell], device: str) -> None:
@@ -110,14 +104,14 @@ def check_engines(cells: list[Cell], device: str) -> None:
 
 
 def _run_workers(cells: list[Cell], store: ResultsStore, jobs: int,
-                 problems: dict, run_options: dict) -> RunSummary:
+                 problems: dict, run: RunOptions) -> RunSummary:
     """``jobs`` processes each walk the whole list; the leases share the cells out."""
     context = get_context("spawn")  # a clean process: no forked torch threads or CUDA state
     level = logging.getLogger().getEffectiveLevel()
     summary = RunSummary()
     with ProcessPoolExecutor(jobs, mp_context=context) as pool:
-        futures = [pool.submit(_worker, index, jobs, cells, store.root, problems, run_options,
-                               level) for index in range(jobs)]
+        futures = [pool.submit(_worker, index, jobs, cells, store.root, problems, run, level)
+                   for index in range(jobs)]
         for future in futures:
             summary.merge(future.result())
     # Every worker walks every cell: a cell run by one is skipped or claimed in the others.
@@ -129,16 +123,15 @@ def _run_workers(cells: list[Cell], store: ResultsStore, jobs: int,
 
 
 def _worker(index: int, jobs: int, cells: list[Cell], root: Path, problems: dict,
-            run_options: dict, level: int) -> RunSummary:
+            run: RunOptions, level: int) -> RunSummary:
     import torch
 
     logging.basicConfig(level=level, format=f"%(levelname)s worker {index}: %(message)s")
     # Each worker its own share of the CPU threads, or its own GPU when several are visible.
     torch.set_num_threads(max(1, (os.cpu_count() or 1) // jobs))
-    device = run_options.get("device", "cpu")
-    if device == "cuda" and torch.cuda.device_count() > 1:
-        run_options = {**run_options, "device": f"cuda:{index % torch.cuda.device_count()}"}
-    return run_cells(cells, ResultsStore(root), problems=problems, **run_options)
+    if run.device == "cuda" and torch.cuda.device_count() > 1:
+        run = run.but(device=f"cuda:{index % torch.cuda.device_count()}")
+    return run_cells(cells, ResultsStore(root), run, problems=problems)
 
 
 # -- submitit (SLURM, or its local executor) --------------------------------------------------
@@ -149,16 +142,16 @@ class CellJob:
     preempted or timed-out task is requeued; the requeued task resumes from the training
     checkpoint the runner keeps beside the store."""
 
-    def __init__(self, root: Path, problems: dict, run_options: dict, level: int):
-        self.root, self.problems, self.run_options, self.level = root, problems, run_options, level
+    def __init__(self, root: Path, problems: dict, run: RunOptions, level: int):
+        self.root, self.problems, self.run, self.level = root, problems, run, level
 
     def __call__(self, cell: Cell) -> dict[str, Any]:
         import submitit
 
         logging.basicConfig(level=self.level, format="%(levelname)s %(name)s: %(message)s")
         job_id = submitit.JobEnvironment().job_id
-        summary = run_cells([cell], ResultsStore(self.root), problems=self.problems,
-                            job_id=job_id, **self.run_options)
+        summary = run_cells([cell], ResultsStore(self.root), self.run, problems=self.problems,
+                            job_id=job_id)
         if summary.failed:
             return {"cell_id": cell.cell_id, "status": "failed", "error": summary.failed[0].error}
         return {"cell_id": cell.cell_id, "status": "ok" if summary.done else "skipped"}
@@ -194,28 +187,26 @@ def make_submitit_executor(options: ExecutorOptions, folder: Path) -> Any:
 
 
 def _run_submitit(cells: list[Cell], store: ResultsStore, executor: Any, folder: Path,
-                  options: ExecutorOptions, problems: dict, run_options: dict) -> RunSummary:
+                  options: ExecutorOptions, problems: dict, run: RunOptions) -> RunSummary:
     """Submit the cells not yet recorded as one job array, follow them to the end, and read
     back what they recorded."""
     summary = RunSummary()
     pending = []
-    keys = content_keys(store.cache(run_options.get("cache_dir")).images)
+    keys = content_keys(store.cache(run.cache_dir).images)
     for cell in cells:
-        if recorded_on_same_data(store, cell, split_fingerprint(cell_split(cell), cell.data_root,
-                                                                keys)):
+        if already_recorded(store, cell, keys)[0]:
             summary.skipped.append(cell)
             log.info("skip %s (already recorded)", cell.cell_id)
         else:
             pending.append(cell)
-    keys.save()
     # A cell that cannot run (corrupt image, missing weights) is recorded here, not submitted.
     broken = [c for c in pending if c.cell_id in problems]
-    summary.merge(run_cells(broken, store, problems=problems, **run_options))
+    summary.merge(run_cells(broken, store, run, problems=problems))
     pending = [c for c in pending if c.cell_id not in problems]
     if not pending:
         return summary
-    run_options = {**run_options, "progress": False}  # task logs are files
-    job = CellJob(store.root, problems, run_options, logging.getLogger().getEffectiveLevel())
+    job = CellJob(store.root, problems, run.but(progress=False),  # task logs are files
+                  logging.getLogger().getEffectiveLevel())
     jobs = executor.map_array(job, pending)
     log.info("submitted %d cells as %s job %s; logs in %s", len(jobs), options.kind,
              jobs[0].job_id.split("_")[0], folder)

@@ -4,19 +4,20 @@ A coarse estimate, on the safe side where it can be: per cell still to run, its 
 per-image scores), its maps with ``--localize`` (float16 at the image size, before
 compression) and its saved model with ``--save-models``; per image and size, the decoded image
 cache entry (three channels). Feature caches and checkpoints depend on the method and are left
-out, so a warning is a floor, not a ceiling.
+out, so a warning is a floor, not a ceiling. The caller hands each planned cell with its split
+(the store knows no dataset).
 """
 
 from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
-from bench.atomic import existing_parent, free_bytes, human_bytes
-from bench.results import ResultsStore
-from bench.runner import cell_split
-from bench.suites import Cell
+from bench.store.atomic import existing_parent, free_bytes, human_bytes
+from bench.store.results import ResultsStore
 
 log = logging.getLogger(__name__)
 RECORD_BYTES_PER_IMAGE = 120  # a score, a label and a file name in indented JSON
@@ -25,15 +26,15 @@ MODEL_BYTES = 100 * 2**20  # a saved model: most are far smaller; a memory bank 
 DEFAULT_IMAGE_SIZE = 448  # the paper's input size, for methods that do not name theirs
 
 
-def planned_bytes(cells: list[Cell], store: ResultsStore, cache_root: Path, *,
-                  localize: bool = False, save_models: bool = False) -> dict[Path, int]:
-    """Estimated bytes the cells not yet recorded will write, by folder (results, cache)."""
+def planned_bytes(planned: Sequence[tuple[Any, Any]], store: ResultsStore, cache_root: Path,
+                  *, localize: bool = False, save_models: bool = False) -> dict[Path, int]:
+    """Estimated bytes the cells not yet recorded will write, by folder (results, cache);
+    ``planned``: (cell, its split) pairs."""
     results = cache = 0
     decoded: set[tuple[Path, int]] = set()
-    for cell in cells:
+    for cell, split in planned:
         if store.path(cell).is_file():
             continue  # recorded (the run checks it was on the same data)
-        split = cell_split(cell)
         size = int(getattr(cell.config, "image_size", DEFAULT_IMAGE_SIZE) or DEFAULT_IMAGE_SIZE)
         results += RECORD_BYTES + RECORD_BYTES_PER_IMAGE * (len(split.train) + len(split.test))
         if localize:
@@ -47,12 +48,12 @@ def planned_bytes(cells: list[Cell], store: ResultsStore, cache_root: Path, *,
     return {store.root: results, Path(cache_root): cache}
 
 
-def warn_if_short_of_space(cells: list[Cell], store: ResultsStore, cache_root: Path,
-                           **options: bool) -> list[str]:
+def warn_if_short_of_space(planned: Sequence[tuple[Any, Any]], store: ResultsStore,
+                           cache_root: Path, **options: bool) -> list[str]:
     """Warn (and return the warnings) where a folder's file system has less free space than the
-    planned cells are estimated to write there."""
+    planned (cell, split) pairs are estimated to write there."""
     needs: dict[int | str, tuple[Path, int]] = {}
-    for folder, need in planned_bytes(cells, store, cache_root, **options).items():
+    for folder, need in planned_bytes(planned, store, cache_root, **options).items():
         device = _device(folder)  # two folders on one file system share its free space
         path, total = needs.get(device, (folder, 0))
         needs[device] = (path, total + need)

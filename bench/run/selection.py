@@ -20,9 +20,10 @@ from typing import Any
 import pandas as pd
 
 from bench.errors import BenchError
-from bench.results import ResultsStore
-from bench.runner import preflight, run_cells
-from bench.suites import Suite, plan
+from bench.run.cells import preflight
+from bench.run.runner import RunOptions, run_cells
+from bench.run.suites import Suite, plan
+from bench.store.results import ResultsStore
 
 
 @dataclass
@@ -58,8 +59,9 @@ def select(suite: Suite, grid: dict[str, list[Any]], results_dir: Path, *,
     preflight(cells, check_test=False)
     results = ResultsStore(results_dir)
     store = results.selection()
-    summary = run_cells(cells, store, device=device, progress=progress,
-                        cache_dir=results.cache(cache_dir).root, evaluate_test=False)
+    summary = run_cells(cells, store, RunOptions(device=device, progress=progress,
+                                                 cache_dir=results.cache(cache_dir).root,
+                                                 evaluate_test=False))
     if summary.failed:
         raise BenchError(f"{len(summary.failed)} selection cell(s) failed (first: "
                          f"{summary.failed[0].error}); see {store.root}.")

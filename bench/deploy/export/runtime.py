@@ -24,7 +24,7 @@ from bench.data.content import content_key
 from bench.errors import BenchError
 from bench.transform_draws import new_image_transforms
 
-EXPORT_FORMAT = 1  # bench.export.graph writes this format
+EXPORT_FORMAT = 1  # bench.deploy.export.graph writes this format
 
 
 @functools.cache  # one per image size: images of a folder mostly share theirs

@@ -1,8 +1,10 @@
 """Cells -> records. One cell: load the split, fit, score, compute AUROC, record.
 
-Follow one cell from the command line to its row: ``bench.suites.plan`` expands a suite into
-``Cell``s, ``preflight`` checks data and weights before any training, ``run_cells`` skips cells
-already recorded, and ``run_cell`` does the work and returns the ``Record`` the store writes.
+Follow one cell from the command line to its row: ``bench.run.suites.plan`` expands a suite into
+``Cell``s, ``bench.run.executors.execute_cells`` checks their data and weights before any
+training (``bench.run.cells.check_cells``) and hands them to ``run_cells``, which skips cells
+already recorded on the same data, claims the others and has ``run_cell`` do the work and
+return the ``Record`` the store writes. ``RunOptions`` is how every caller says how to run.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import tempfile
 import time
 import traceback
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -24,78 +26,46 @@ from typing import Any
 import numpy as np
 import torch
 
-from bench.atomic import DiskFullError
 from bench.config import REDUCED_PRESETS, config_hash, config_to_dict
-from bench.data import Split, load_split
-from bench.data.base import corrupt_image
 from bench.data.content import content_keys
-from bench.data.fingerprint import matches_manifest, same_data, split_fingerprint
+from bench.data.fingerprint import matches_manifest
 from bench.data.validation import synthetic_validation
+from bench.deploy.models import DEFAULT_THRESHOLD_FPR, can_save, save_model
 from bench.errors import BenchError, CorruptImageError, MissingWeightsError
-from bench.features import shared_backbone
-from bench.leases import STALE_AFTER_S, describe, is_garbage
-from bench.leases import read as read_lease
-from bench.localization import evaluate_localization, has_masks
 from bench.methods import build_detector, get_method
 from bench.metrics import image_auroc
-from bench.models import DEFAULT_THRESHOLD_FPR, can_save, save_model
 from bench.origins import value_origins
 from bench.progress import SuiteClock
 from bench.registry import Localizer, Monitored, RunContext, Trained
-from bench.results import CacheLayout, Record, ResultsStore
-from bench.suites import Cell
+from bench.run.cells import already_recorded, cell_split, recorded_on_same_data
+from bench.run.pixel_metrics import evaluate_localization, has_masks
+from bench.run.suites import Cell
+from bench.run.usage import device_name, peak_memory_mb, reset_peak_memory
+from bench.store.atomic import DiskFullError
+from bench.store.leases import STALE_AFTER_S, describe
+from bench.store.results import CacheLayout, Record, ResultsStore
 from bench.training import discard_checkpoint
-from bench.usage import device_name, peak_memory_mb, reset_peak_memory
 
 log = logging.getLogger(__name__)
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
-@functools.lru_cache(maxsize=256)
-def _split(dataset: str, category: str, root: Path, shots: int | None, seed: int,
-           split_variant: str | None) -> Split:
-    # Preflight and the cell's run read the same split: list the folders once.
-    return load_split(dataset, category, root, shots=shots, seed=seed,
-                      split_variant=split_variant)
+@dataclass(frozen=True)
+class RunOptions:
+    """How to run cells, whoever runs them (the CLI, ``select``, workers, SLURM tasks): it
+    travels with the cells to other processes, so it holds only picklable values."""
 
+    device: str = "cpu"
+    progress: bool = False
+    localize: bool = False  # store test maps and score them against masks
+    cache_dir: Path | None = None  # images and features [default: the store's .cache/]
+    evaluate_test: bool = True  # False: model selection, the test set is never scored
+    save_models: bool = False  # for predict / export
+    threshold_fpr: float = DEFAULT_THRESHOLD_FPR  # the saved model's threshold
+    stale_after: float = STALE_AFTER_S  # seconds of silence before another host's lease is stale
 
-def cell_split(cell: Cell) -> Split:
-    return _split(cell.dataset, cell.category, cell.data_root, cell.shots, cell.seed,
-                  cell.split_variant)
-
-
-def check_cells(cells: list[Cell], check_test: bool = True) -> dict[str, BenchError]:
-    """What would make a cell fail before any training, by cell id: a corrupt image (named) or
-    a backbone whose weights cannot be loaded. ``check_test=False``: the test images are not
-    opened (model selection never uses them)."""
-    problems: dict[str, BenchError] = {}
-    broken: dict[Path, BenchError] = {}
-    checked: set[Path] = set()
-    for cell in cells:
-        split = cell_split(cell)
-        for sample in split.train + (split.test if check_test else []):
-            if sample.path not in checked:
-                checked.add(sample.path)
-                problem = corrupt_image(sample.path)
-                if problem is not None:
-                    broken[sample.path] = problem
-            if sample.path in broken:
-                problems.setdefault(cell.cell_id, broken[sample.path])
-    for backbone, stage in sorted({(c.backbone, getattr(c.config, "backbone_stage", None))
-                                   for c in cells if c.backbone}, key=str):
-        try:
-            shared_backbone(backbone, stage)
-        except MissingWeightsError as err:
-            for cell in cells:
-                if (cell.backbone, getattr(cell.config, "backbone_stage", None)) == (backbone, stage):
-                    problems.setdefault(cell.cell_id, err)
-    return problems
-
-
-def preflight(cells: list[Cell], check_test: bool = True) -> None:
-    """Fail fast, before any training, on the first problem ``check_cells`` finds."""
-    for problem in check_cells(cells, check_test).values():
-        raise problem
+    def but(self, **changes: Any) -> RunOptions:
+        return replace(self, **changes)
 
 
 def failure_kind(err: BaseException) -> str:
@@ -159,10 +129,8 @@ def new_record(cell: Cell, status: str) -> Record:
     )
 
 
-def run_cell(cell: Cell, *, device: str = "cpu", cache_dir: Path | None = None,
-             progress: bool = False, store: ResultsStore | None = None,
-             localize: bool = False, evaluate_test: bool = True, save_models: bool = False,
-             threshold_fpr: float = DEFAULT_THRESHOLD_FPR) -> Record:
+def run_cell(cell: Cell, options: RunOptions | None = None,
+             store: ResultsStore | None = None) -> Record:
     """Train and evaluate one cell; raises on failure (``run_cells`` records failures).
 
     With a validation split (``cell.validation``), the detector trains on the training images
@@ -170,6 +138,8 @@ def run_cell(cell: Cell, *, device: str = "cpu", cache_dir: Path | None = None,
     selection) never scores the test set. With ``localize``, a detector that can also stores
     its test maps in ``store``.
     """
+    options = options or RunOptions()
+    device, cache_dir, evaluate_test = options.device, options.cache_dir, options.evaluate_test
     reset_peak_memory(device)
     record = new_record(cell, "ok")
     record.device = device_name(device)
@@ -188,7 +158,8 @@ def run_cell(cell: Cell, *, device: str = "cpu", cache_dir: Path | None = None,
         return auroc
 
     checkpoint = None if store is None else store.checkpoint_path(cell.cell_id)
-    context = RunContext(seed=cell.seed, device=device, cache_dir=cache_dir, progress=progress,
+    context = RunContext(seed=cell.seed, device=device, cache_dir=cache_dir,
+                         progress=options.progress,
                          monitor=monitor if evaluate_test else None, checkpoint=checkpoint)
     method = get_method(cell.method)
     detector = build_detector(cell.method, cell.config, context)
@@ -222,11 +193,11 @@ def run_cell(cell: Cell, *, device: str = "cpu", cache_dir: Path | None = None,
         record.info["method_family"] = method.family
     if method.source:  # a plugin: results and report never need to import it again
         record.info["method_source"] = {"path": method.source, "version": method.version}
-    if save_models and store is not None:
+    if options.save_models and store is not None:
         if can_save(detector):
             path = store.model_path(cell.cell_id)
             record.info["model_file"] = str(save_model(path, detector, record, split.test,
-                                                       threshold_fpr))
+                                                       options.threshold_fpr))
         else:
             log.warning("%s: %s cannot be saved for predict (it does not implement Saveable, or "
                         "its score of an image depends on the images scored with it)",
@@ -235,7 +206,8 @@ def run_cell(cell: Cell, *, device: str = "cpu", cache_dir: Path | None = None,
         record.info["loss_history"] = detector.loss_history_
     if isinstance(detector, Monitored):
         record.eval_history = list(detector.eval_history_)
-    if localize and evaluate_test and store is not None and isinstance(detector, Localizer):
+    if (options.localize and evaluate_test and store is not None
+            and isinstance(detector, Localizer)):
         start = time.perf_counter()
         maps = detector.localize(split.test)
         record.info["maps_file"] = str(store.write_maps(cell.cell_id, maps, record.test_files))
@@ -265,12 +237,8 @@ class RunSummary:
         return self
 
 
-def run_cells(cells: Iterable[Cell], store: ResultsStore, *, device: str = "cpu",
-              progress: bool = False, localize: bool = False,
-              cache_dir: Path | None = None, evaluate_test: bool = True,
-              problems: dict[str, BenchError] | None = None, job_id: str | None = None,
-              stale_after: float = STALE_AFTER_S, save_models: bool = False,
-              threshold_fpr: float = DEFAULT_THRESHOLD_FPR,
+def run_cells(cells: Iterable[Cell], store: ResultsStore, options: RunOptions | None = None,
+              *, problems: dict[str, BenchError] | None = None, job_id: str | None = None,
               on_record: Callable[[Record], None] | None = None) -> RunSummary:
     """Run every cell not yet recorded on the same data; a failed cell is recorded as failed
     (with its ``failure`` kind) and the run goes on.
@@ -278,32 +246,26 @@ def run_cells(cells: Iterable[Cell], store: ResultsStore, *, device: str = "cpu"
     Before it starts a cell, the runner claims it (``ResultsStore.claim``), so runners sharing
     ``store`` never run one cell twice; a cell another live runner holds is left to it.
     ``problems`` (from ``check_cells``) are recorded as failures without running. Decoded
-    images and features are cached under ``cache_dir`` (default: the store's ``.cache/``).
-    ``on_record`` sees every record once it is written (an experiment tracker).
+    images and features are cached under ``options.cache_dir`` (default: the store's
+    ``.cache/``). ``on_record`` sees every record once it is written (an experiment tracker).
     """
     summary = RunSummary()
-    caches = store.cache(cache_dir)
-    cache_dir = caches.root
+    caches = store.cache((options or RunOptions()).cache_dir)
+    options = (options or RunOptions()).but(cache_dir=caches.root)
     keys = content_keys(caches.images)  # the image cache's own: each file hashed once
     problems = problems or {}
     cells = list(cells)
     clock = SuiteClock(len(cells))
     for cell in cells:
         error = None
-        fingerprint = split_fingerprint(cell_split(cell), cell.data_root, keys)
-        keys.save()
-        if recorded_on_same_data(store, cell, fingerprint):
+        done, fingerprint = already_recorded(store, cell, keys)
+        if done:
             _skip(summary, clock, cell, "already recorded")
             continue
-        holder, _ = read_lease(store.lease_path(cell))
-        if is_garbage(holder):
-            log.warning("%s: its lease file is unreadable; moved to %s", cell.cell_id,
-                        store.set_aside_lease(cell))
-        lease = store.claim(cell, stale_after=stale_after)
+        lease = store.claim(cell, stale_after=options.stale_after)
         if lease is None:
-            holder, _ = read_lease(store.lease_path(cell))
             summary.claimed.append(cell)
-            _skip(None, clock, cell, f"claimed by {describe(holder or {})}")
+            _skip(None, clock, cell, f"claimed by {store.holder(cell)}")
             continue
         with lease:
             if recorded_on_same_data(store, cell, fingerprint):  # finished while we claimed
@@ -312,10 +274,7 @@ def run_cells(cells: Iterable[Cell], store: ResultsStore, *, device: str = "cpu"
             _set_aside_old_record(store, cell)
             log.info("run %s", cell.cell_id)
             clock.start()
-            record, error = _run_or_fail(cell, store, problems.get(cell.cell_id), device=device,
-                                         cache_dir=cache_dir, progress=progress,
-                                         localize=localize, evaluate_test=evaluate_test,
-                                         save_models=save_models, threshold_fpr=threshold_fpr)
+            record, error = _run_or_fail(cell, store, problems.get(cell.cell_id), options)
             record.data_fingerprint = fingerprint
             record.data_verified = matches_manifest(cell_split(cell), cell.data_root)
             record.job_id = job_id
@@ -361,12 +320,12 @@ def _skip(summary: RunSummary | None, clock: SuiteClock, cell: Cell, why: str) -
 
 
 def _run_or_fail(cell: Cell, store: ResultsStore, problem: BenchError | None,
-                 **options: Any) -> tuple[Record, Exception | None]:
+                 options: RunOptions) -> tuple[Record, Exception | None]:
     """The cell's record (failed, with its ``failure`` kind, if it raised) and the error."""
     try:
         if problem is not None:
             raise problem
-        return run_cell(cell, store=store, **options), None
+        return run_cell(cell, options, store), None
     except Exception as err:
         record = new_record(cell, "failed")
         record.error = f"{type(err).__name__}: {err}"
@@ -375,22 +334,8 @@ def _run_or_fail(cell: Cell, store: ResultsStore, problem: BenchError | None,
             torch.cuda.empty_cache()  # so the next cell starts with the memory free
         if not isinstance(err, BenchError):
             record.info["traceback"] = traceback.format_exc()
-        record.peak_memory_mb, record.peak_gpu_memory_mb = peak_memory_mb(options["device"])
+        record.peak_memory_mb, record.peak_gpu_memory_mb = peak_memory_mb(options.device)
         record.finished_at = _now()
         if not isinstance(err, DiskFullError):  # that one stops the run with its own line
             log.error("cell %s failed (%s): %s", cell.cell_id, record.failure, record.error)
         return record, err
-
-
-def recorded_on_same_data(store: ResultsStore, cell: Cell, fingerprint: str) -> bool:
-    """Whether the cell has an ``ok`` record made on these very files (``fingerprint``: the
-    split's content fingerprint). A record from before content fingerprints counts when its
-    paths and sizes match; one from before any fingerprint, when its file names match."""
-    record = store.read(cell)
-    if record is None or record.get("status") != "ok":
-        return False
-    split = cell_split(cell)
-    if record.get("data_fingerprint") is not None:
-        return same_data(record["data_fingerprint"], split, cell.data_root, current=fingerprint)
-    return (record.get("test_files") == [s.name for s in split.test]
-            and record.get("train_files") == [s.path.name for s in split.train])

@@ -21,7 +21,7 @@ from bench.errors import BenchError
 from bench.methods import expand_methods, get_method
 
 log = logging.getLogger(__name__)
-SUITES_DIR = Path(__file__).with_name("suites")
+SUITES_DIR = Path(__file__).parents[1] / "suites"  # package data: bench/suites/*.toml
 
 
 @dataclass
@@ -51,10 +51,10 @@ class Suite:
     dataset_options: dict[str, Any] = field(default_factory=dict)
     # Named config variants run side by side (e.g. Table 3's A-G): name -> overrides.
     variants: dict[str, dict[str, Any]] = field(default_factory=dict)
-    # Defaults for how the cells run (bench.executors.ExecutorOptions' fields: kind, jobs,
+    # Defaults for how the cells run (bench.run.executors.ExecutorOptions' fields: kind, jobs,
     # partition, time_min, gpus, cpus, mem_gb, array_parallelism, sbatch); options win.
     executor: dict[str, Any] = field(default_factory=dict)
-    # Where finished cells are also logged (bench.tracking.TrackingOptions' fields: backend,
+    # Where finished cells are also logged (bench.run.tracking.TrackingOptions' fields: backend,
     # uri, experiment); ``run --track`` wins. Empty: the results store alone.
     tracking: dict[str, Any] = field(default_factory=dict)
     description: str = ""

@@ -28,7 +28,7 @@ from typing import Any
 
 from bench.errors import BenchError
 from bench.report.provenance import values_chosen_on_test
-from bench.results import Record, ResultsStore
+from bench.store.results import Record, ResultsStore
 
 log = logging.getLogger(__name__)
 BACKENDS = ("mlflow",)

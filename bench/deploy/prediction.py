@@ -1,5 +1,5 @@
 """The table ``predict`` prints, whatever scores the images: a ``.pt`` model in torch
-(``bench.models``) or an exported graph without torch (``bench.export.runtime``). Torch-free.
+(``bench.deploy.models``) or an exported graph without torch (``bench.deploy.export.runtime``). Torch-free.
 """
 
 from __future__ import annotations

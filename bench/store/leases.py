@@ -30,7 +30,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from bench.atomic import pid_alive, raise_if_disk_full
+from bench.store.atomic import pid_alive, raise_if_disk_full
 
 log = logging.getLogger(__name__)
 

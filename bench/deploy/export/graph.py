@@ -31,12 +31,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bench.atomic import write_bytes, write_text
+from bench.deploy.models import SavedModel, load_model
 from bench.errors import BenchError
 from bench.features.extractor import PooledBackbone, extractor_scales
 from bench.features.pipeline import FeaturePipelineDetector
 from bench.features.transforms import IMAGENET_MEAN, IMAGENET_STD, grid_from, pixel_centres
-from bench.models import SavedModel, load_model
+from bench.store.atomic import write_bytes, write_text
 
 EXPORT_FORMAT = 1
 FORMATS = ("onnx", "openvino")

@@ -11,7 +11,7 @@ import pandas as pd
 from scipy import stats
 
 from bench.paper import PAPER_COLUMNS, paper_auroc, paper_name
-from bench.results import SEED_GROUP
+from bench.store.results import SEED_GROUP
 
 SUMMARY_COLUMNS = ["seeds", "auroc", "std", "ci95", "reduced"]
 

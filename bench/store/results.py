@@ -1,123 +1,36 @@
-"""One JSON record per cell, written atomically; a tidy pandas table derived from them.
-
-A record holds everything needed to trust and redo a number: the cell, the fully resolved config
-and preset, the AUROC, the per-image scores and labels, timings, peak memory, device, package
-versions and the git commit.
+"""The results folder: one JSON record per cell (``bench.store.record``), written atomically;
+the tidy pandas table derived from them; the folder's layout and the claims on its cells.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
-import types
-import typing
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from bench.atomic import atomic_path, set_aside, write_text
-from bench.leases import STALE_AFTER_S, Lease
+from bench.store.atomic import atomic_path, set_aside, write_text
+from bench.store.leases import STALE_AFTER_S, Lease, describe, is_garbage
+from bench.store.leases import read as read_lease
+from bench.store.record import (  # noqa: F401  (the store's names, imported from here)
+    CELL_FIELDS,
+    CONFIGURATION,
+    FAILURES,
+    SEED_GROUP,
+    TABLE_CELL,
+    TABLE_COLUMNS,
+    Record,
+    UnreadableRecord,
+    load_record_data,
+    parse_record,
+    record_problem,
+)
 
 log = logging.getLogger(__name__)
-
-# The one definition of a cell's identity. A paper-table cell (what a table row x column
-# shows) is run under one or more configurations, each with one or more seeds. ``Cell.cell_id``
-# spells these fields, a ``Record`` stores them, and the tidy table has them as columns.
-TABLE_CELL = ("dataset", "category", "method", "shots", "variant")
-CONFIGURATION = ("preset", "backbone", "split_variant", "validation", "config_hash")
-CELL_FIELDS = (*TABLE_CELL, *CONFIGURATION, "seed")
-# What the seed summaries average over seeds within.
-SEED_GROUP = [*TABLE_CELL, *CONFIGURATION]
-TABLE_COLUMNS = [
-    *CELL_FIELDS, "auroc", "pixel_auroc", "pro", "val_auroc", "status", "failure", "reduced",
-    "data_verified", "fit_s", "score_s", "peak_memory_mb", "n_train", "n_test", "max_eval_auroc",
-    "cell_id",
-]
-
-
-# The reasons a cell fails without stopping the grid; each failed record names one.
-FAILURES = {
-    "diverged": "NaN or Inf in training",
-    "out_of_memory": "out of memory",
-    "corrupt_image": "an image or mask cannot be read",
-    "missing_weights": "a backbone's pretrained weights cannot be loaded",
-    "disk_full": "a folder could not take a file (no space, a quota, read-only); the run stops",
-    "error": "any other error (its traceback is in the record's info)",
-}
-
-
-@dataclass
-class Record:
-    cell_id: str
-    status: str  # "ok" or "failed"
-    method: str
-    dataset: str
-    category: str
-    seed: int
-    shots: int | None  # None: the whole training set
-    preset: str
-    backbone: str | None
-    variant: str | None  # a suite's named config variant (e.g. Table 3's A-G), else None
-    config: dict[str, Any]
-    config_hash: str
-    reduced: bool  # True when the config departs from the paper's (a reduced or substitute run)
-    departures: dict[str, Any] = field(default_factory=dict)  # config fields unlike the paper's
-    # The dataset's split variant (MTD: "authors" or "random"), for datasets with several;
-    # None elsewhere. Records written before it was general call it mtd_split (``parse_record``).
-    split_variant: str | None = None
-    # The preset the method ran for ``preset``: the same, or where the method has no such
-    # preset, the one config.PRESET_FALLBACK leads to (None in records older than the rule).
-    preset_applied: str | None = None
-    # A validation split made from training normals ("synthetic"), and the AUROC on it: a
-    # number to choose settings by without looking at the test set.
-    validation: str | None = None
-    val_auroc: float | None = None
-    val_scores: list[float] = field(default_factory=list)
-    val_labels: list[int] = field(default_factory=list)
-    auroc: float | None = None  # image AUROC of the model after the last epoch
-    # With --localize on data with masks: pixel AUROC and PRO (up to 30 % FPR) of the maps
-    # (bench.localization; the two trivial references are in info["localization"]).
-    pixel_auroc: float | None = None
-    pro: float | None = None
-    # (epoch, AUROC) pairs when evaluation during training was switched on; their maximum is
-    # test-set selection, as the original code printed, and is reported only as such.
-    eval_history: list[tuple[int, float]] = field(default_factory=list)
-    scores: list[float] = field(default_factory=list)
-    labels: list[int] = field(default_factory=list)
-    test_files: list[str] = field(default_factory=list)
-    train_files: list[str] = field(default_factory=list)
-    n_train: int = 0
-    n_test: int = 0
-    fit_s: float | None = None
-    score_s: float | None = None
-    # The cell's peak resident set size (MB), and on CUDA the peak GPU memory allocated.
-    peak_memory_mb: float | None = None
-    peak_gpu_memory_mb: float | None = None
-    device: str = ""
-    versions: dict[str, str] = field(default_factory=dict)
-    git_commit: str | None = None
-    started_at: str = ""
-    finished_at: str = ""
-    error: str | None = None
-    # Why a failed cell failed, one of FAILURES ("error" for anything unforeseen).
-    failure: str | None = None
-    # Which files the cell ran on (bench.data.fingerprint): a fingerprint of the split's paths
-    # and contents (paths and sizes in older records), and whether they all matched the
-    # dataset's verified-download manifest (None: the data root has no manifest, the data was
-    # put there by hand).
-    data_fingerprint: str | None = None
-    data_verified: bool | None = None
-    job_id: str | None = None  # the SLURM job (``<job>_<array task>``) that ran the cell
-    info: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def max_eval_auroc(self) -> float | None:
-        return max((a for _, a in self.eval_history), default=None)
-
 
 @dataclass(frozen=True)
 class CacheLayout:
@@ -144,7 +57,7 @@ class ResultsStore:
     """A results folder; the one place that knows its layout::
 
         records/<dataset>/<category>/<method>/<cell_id>.json   one record per cell
-        leases/<cell_id>.lease        a runner's claim on a cell (bench.leases)
+        leases/<cell_id>.lease        a runner's claim on a cell (bench.store.leases)
         maps/<cell_id>.npz            localization maps (run --localize)
         models/<cell_id>.pt           saved models (run --save-models)
         superseded/<why>/...          records set aside, never deleted: other-data (made on
@@ -200,7 +113,7 @@ class ResultsStore:
 
     @property
     def tracking_dir(self) -> Path:
-        """The embedded experiment tracker's database and artifacts (bench.tracking)."""
+        """The embedded experiment tracker's database and artifacts (bench.run.tracking)."""
         return self.root / "mlflow"
 
     def selection(self) -> ResultsStore:
@@ -255,11 +168,22 @@ class ResultsStore:
         return set_aside(path, self.root / "superseded" / "unreadable" / "leases" / path.name)
 
     def claim(self, cell: Any, stale_after: float = STALE_AFTER_S) -> Lease | None:
-        """An exclusive lease on the cell (``bench.leases``), or None if a live runner holds it."""
+        """An exclusive lease on the cell (``bench.store.leases``), or None if a live runner
+        holds it (``holder`` names it). A lease file that names no holder is moved aside first
+        (``superseded/unreadable/leases/``), with one warning."""
+        holder, _ = read_lease(self.lease_path(cell))
+        if is_garbage(holder):
+            log.warning("%s: its lease file is unreadable; moved to %s", cell.cell_id,
+                        self.set_aside_lease(cell))
         return Lease.acquire(self.lease_path(cell), stale_after=stale_after)
 
+    def holder(self, cell: Any) -> str:
+        """Who holds the cell's lease, in words (host, pid, job)."""
+        holder, _ = read_lease(self.lease_path(cell))
+        return describe(holder or {})
+
     def write(self, record: Record) -> Path:
-        # Atomic: a killed run or a full disk never leaves half a record (bench.atomic).
+        # Atomic: a killed run or a full disk never leaves half a record (bench.store.atomic).
         return write_text(self.path(record), json.dumps(asdict(record), indent=1, default=str))
 
     def write_maps(self, cell_id: str, maps: np.ndarray, test_files: list[str]) -> Path:
@@ -317,77 +241,3 @@ class ResultsStore:
 
 
 _WARNED: set[str] = set()  # unreadable records already named in this process
-
-
-class UnreadableRecord(Exception):
-    """A record file that cannot be read or parsed, or does not hold a record."""
-
-    def __init__(self, path: Path, why: str):
-        super().__init__(f"{path}: {why}")
-        self.path, self.why = path, why
-
-
-def load_record_data(path: Path) -> dict[str, Any]:
-    """A record file's content, checked against ``Record``'s fields (every required field
-    there, each of its type); raises ``UnreadableRecord`` saying why it is not a record, and
-    FileNotFoundError when there is no file."""
-    try:
-        data = json.loads(Path(path).read_text())
-    except FileNotFoundError:
-        raise
-    except (OSError, UnicodeDecodeError) as err:
-        raise UnreadableRecord(path, f"cannot be read: {err}") from None
-    except ValueError as err:
-        raise UnreadableRecord(path, f"not JSON ({err})") from None
-    why = record_problem(data)
-    if why:
-        raise UnreadableRecord(path, why)
-    return data
-
-
-def record_problem(data: Any) -> str | None:
-    """What keeps ``data`` from being a record (a missing field, a value of a wrong type), or
-    None."""
-    if not isinstance(data, dict):
-        return f"holds a {type(data).__name__}, not a record"
-    for f in dataclasses.fields(Record):
-        if f.name not in data:
-            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
-                return f"the field {f.name!r} is missing"
-            continue
-        if not _conforms(data[f.name], _HINTS[f.name]):
-            return f"the field {f.name!r} holds {type(data[f.name]).__name__}, not {_HINTS[f.name]}"
-    return None
-
-
-def _conforms(value: Any, hint: Any) -> bool:
-    """A shallow check of a JSON value against a type hint (containers by kind only)."""
-    origin = typing.get_origin(hint)
-    if hint is Any:
-        return True
-    if origin in (typing.Union, types.UnionType):
-        return any(_conforms(value, h) for h in typing.get_args(hint))
-    if hint is type(None):
-        return value is None
-    if hint is float:
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-    if hint is int:
-        return isinstance(value, int) and not isinstance(value, bool)
-    if origin in (list, tuple):
-        return isinstance(value, list)
-    if origin is dict or hint is dict:
-        return isinstance(value, dict)
-    return isinstance(value, hint) if isinstance(hint, type) else True
-
-
-def parse_record(data: dict[str, Any]) -> Record:
-    data["eval_history"] = [tuple(x) for x in data.get("eval_history", [])]
-    # Records written before split variants were general: the field was mtd_split, and before
-    # that, info["mtd_split"].
-    legacy = data.pop("mtd_split", None) or data.get("info", {}).get("mtd_split")
-    data.setdefault("split_variant", legacy)
-    known = {f.name for f in dataclasses.fields(Record)}
-    return Record(**{k: v for k, v in data.items() if k in known})  # newer fields: ignored
-
-
-_HINTS = typing.get_type_hints(Record)

@@ -3,33 +3,35 @@
 Every record readable and a record; its AUROC (and validation AUROC) recomputed from its
 per-image scores and labels and equal to the stored number, its score lists as long as its
 test set; no cell recorded twice; no stale lease and no temporary file a killed run left; and,
-with a data root, each record's data fingerprint against the files on disk now and its pixel
-metrics recomputed from its stored maps and the masks. One line per problem.
+with a ``data_check`` (``bench.run.cells.data_check``: the store knows no dataset), whatever it
+finds of each record against the data on disk now. One line per problem.
 """
 
 from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from bench.atomic import stale_temporaries
-from bench.data import load_split
-from bench.data.fingerprint import same_data
-from bench.errors import BenchError
-from bench.leases import is_garbage, is_stale
-from bench.leases import read as read_lease
 from bench.metrics import image_auroc
-from bench.results import Record, ResultsStore, UnreadableRecord, load_record_data, parse_record
+from bench.store.atomic import stale_temporaries
+from bench.store.leases import is_garbage, is_stale
+from bench.store.leases import read as read_lease
+from bench.store.results import (
+    Record,
+    ResultsStore,
+    UnreadableRecord,
+    load_record_data,
+    parse_record,
+)
 
 AUROC_TOLERANCE = 1e-9  # recomputed from the very scores: equal but for float rounding
-# Maps are stored as float16 (ResultsStore.write_maps): ties they create move a pixel metric a
-# little from the float32 value the run computed.
-PIXEL_TOLERANCE = 5e-3
+# One record's problems with the data it was made on (bench.run.cells.data_check).
+DataCheck = Callable[[Record, ResultsStore], Iterable[str]]
 
 
 @dataclass
@@ -47,7 +49,7 @@ class Report:
                 + ("" if n else ": the store is consistent"))
 
 
-def verify_store(store: ResultsStore, data_root: Path | None = None) -> Report:
+def verify_store(store: ResultsStore, data_check: DataCheck | None = None) -> Report:
     report = Report()
     by_cell: dict[str, list[Path]] = defaultdict(list)
     for path in store.record_paths():
@@ -61,7 +63,7 @@ def verify_store(store: ResultsStore, data_root: Path | None = None) -> Report:
             continue
         by_cell[record.cell_id].append(path)
         report.problems += [f"{path}: {p}"
-                            for p in record_problems(record, path, store, data_root)]
+                            for p in record_problems(record, path, store, data_check)]
     for cell_id, paths in sorted(by_cell.items()):
         if len(paths) > 1:
             report.problems.append(f"cell {cell_id} is recorded {len(paths)} times: "
@@ -73,7 +75,7 @@ def verify_store(store: ResultsStore, data_root: Path | None = None) -> Report:
 
 
 def record_problems(record: Record, path: Path, store: ResultsStore,
-                    data_root: Path | None) -> Iterator[str]:
+                    data_check: DataCheck | None = None) -> Iterator[str]:
     """What is wrong with one readable record (``path``: where it was found)."""
     if Path(path).name != f"{record.cell_id}.json":
         yield f"holds cell {record.cell_id}, not the one its file name says"
@@ -83,8 +85,8 @@ def record_problems(record: Record, path: Path, store: ResultsStore,
                                record.val_labels, None)
     if record.test_files and len(record.test_files) != len(record.scores):
         yield (f"{len(record.scores)} scores for {len(record.test_files)} test files")
-    if data_root is not None and record.data_fingerprint is not None:
-        yield from _data_problems(record, store, Path(data_root))
+    if data_check is not None:
+        yield from data_check(record, store)
 
 
 def _auroc_problems(name: str, stored: float | None, scores: list, labels: list,
@@ -105,37 +107,6 @@ def _auroc_problems(name: str, stored: float | None, scores: list, labels: list,
         return
     if not math.isclose(again, stored, rel_tol=0, abs_tol=AUROC_TOLERANCE):
         yield f"stored {name} {stored:.6f}, but its scores give {again:.6f}"
-
-
-def _data_problems(record: Record, store: ResultsStore, data_root: Path) -> Iterator[str]:
-    try:
-        split = load_split(record.dataset, record.category, data_root, shots=record.shots,
-                           seed=record.seed, split_variant=record.split_variant)
-    except BenchError as err:
-        yield f"its data cannot be listed under {data_root}: {err}"
-        return
-    if not same_data(record.data_fingerprint, split, data_root):
-        yield (f"made on other data than {data_root} holds now (fingerprint "
-               f"{record.data_fingerprint})")
-        return
-    if record.pixel_auroc is None and record.pro is None:
-        return
-    from bench.localization import map_metrics  # torch: only when there are maps to check
-
-    try:
-        maps, files = store.read_maps(record.cell_id)
-    except (OSError, ValueError, KeyError) as err:
-        yield f"its maps ({store.maps_path(record.cell_id)}) cannot be read: {err}"
-        return
-    if files != [s.name for s in split.test]:
-        yield "its maps belong to other test files than its split's"
-        return
-    again = map_metrics(maps, split.test)
-    for name in ("pixel_auroc", "pro"):
-        stored = getattr(record, name)
-        if stored is not None and not math.isclose(again[name], stored, rel_tol=0,
-                                                   abs_tol=PIXEL_TOLERANCE):
-            yield f"stored {name} {stored:.4f}, but its maps give {again[name]:.4f}"
 
 
 def lease_problems(store: ResultsStore) -> Iterator[str]:

@@ -24,13 +24,13 @@ import pandas as pd
 import torch
 from PIL import Image
 
-from bench.atomic import save_torch
 from bench.data import Sample
 from bench.data.content import content_key
+from bench.deploy.prediction import score_table
 from bench.errors import BenchError
 from bench.methods import build_detector
-from bench.prediction import score_table
 from bench.registry import Localizer, Predictor, RunContext, Saveable
+from bench.store.atomic import save_torch
 
 log = logging.getLogger(__name__)
 MODEL_FORMAT = 1
