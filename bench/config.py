@@ -1,9 +1,16 @@
-"""Configuration dataclasses and presets.
+"""Configs: the machinery every method's config goes through, and the configs methods on a
+backbone share.
 
-Every paper hyperparameter is a named default here, with the paper section it comes from. The
-``paper`` preset is these defaults; the other presets are named overrides of them, and every
-record stores the fully resolved config plus the preset name, so a reduced run can never pass
-for the paper's configuration.
+A method's config is a frozen dataclass beside the method (DifferNet's in
+``bench/differnet/config.py``, each baseline's in its module): every paper hyperparameter a
+named default with the paper section it comes from, so the ``paper`` preset is the defaults and
+the other presets are named overrides a method declares. Here: ``resolve_config`` (defaults,
+then the preset by the one fallback rule, then the user's overrides), ``config_hash`` and
+``differences_from_paper`` (a cell's identity and its departures, runtime fields left out), the
+checks of ``--set`` and suite values against each field's type (``Literal`` choices included),
+and ``BackboneConfig`` with the pooled pipeline's ``FeatureConfig`` and the feature maps'
+``SpatialConfig``. Every record stores the fully resolved config plus the preset name, so a
+reduced run can never pass for the paper's configuration.
 """
 
 from __future__ import annotations
@@ -12,7 +19,6 @@ import dataclasses
 import difflib
 import hashlib
 import json
-import math
 import types
 import typing
 from collections.abc import Mapping
@@ -30,14 +36,30 @@ Interpolation = Literal["bilinear", "bicubic", "nearest"]
 
 
 @dataclass(frozen=True)
-class FeatureConfig:
+class BackboneConfig:
+    """What every method on a frozen ImageNet backbone sets: which backbone, its input size, and
+    how the frozen extractor runs. Each method's config gives the first two its own paper's
+    defaults (``FeatureConfig``, ``SpatialConfig``)."""
+
+    backbone: str
+    image_size: int
+    # How the frozen extractor runs (bench/features/engines.py); no paper hyperparameter. The
+    # engine changes features only at float rounding (1e-6 relative), so it is not part of a
+    # cell's identity (RUNTIME_FIELDS); reduced precision changes them by a few percent, so it is.
+    extractor_engine: Engine = "auto"  # speed only; auto picks by device
+    extractor_precision: Precision = "fp32"  # fp16 on CUDA only; fp32 is the papers'
+    extract_batch_size: int = 16  # throughput only (and memory: the engine holds a batch of activations)
+
+
+@dataclass(frozen=True)
+class FeatureConfig(BackboneConfig):
     """The shared feature pipeline of DifferNet, OCSVM and 1-NN (Sec. 3, Fig. 2, Sec. 4.2-4.3)."""
 
     backbone: str = "alexnet"  # Sec. 4.2: convolutional part of AlexNet, ImageNet weights, frozen
+    image_size: int = 448  # Sec. 4.2: largest input size 448 x 448
     # Which depth of the backbone gives the features (None: its default; AlexNet: all of
     # ``features``, as Sec. 4.2). Only the offline EfficientNet-Lite0 has a choice (1-7).
     backbone_stage: int | None = None
-    image_size: int = 448  # Sec. 4.2: largest input size 448 x 448
     scales: tuple[int, ...] = (448, 224, 112)  # Sec. 4.2: 3 scales -> 3 x 256 = 768 features
     downscale_mode: ResizeMode = "bilinear"  # paper silent; the original code used nearest (F.interpolate)
     rotation_degrees: float = 360.0  # Sec. 4.2: rotations uniform in [0, 2 pi]
@@ -57,16 +79,10 @@ class FeatureConfig:
     # the extractor is frozen. "recompute" draws fresh transforms every epoch as the original code.
     feature_mode: Literal["bank", "recompute"] = "bank"
     n_bank_transforms: int = 64  # transforms per training image in the bank (ours)
-    # How the frozen extractor runs; neither is a paper hyperparameter. The engine changes
-    # features only at float rounding (1e-6 relative), so it is not part of a cell's identity;
-    # reduced precision changes them by a few percent, so it is. See bench/features/engines.py.
-    extractor_engine: Engine = "auto"
-    extractor_precision: Precision = "fp32"  # fp16 on CUDA only; fp32 is the paper's
-    extract_batch_size: int = 16  # throughput only (and memory: the engine holds a batch of activations)
 
 
 @dataclass(frozen=True)
-class SpatialConfig:
+class SpatialConfig(BackboneConfig):
     """The backbone's feature maps the patch-level methods read (PatchCore, PaDiM, CS-Flow);
     each method's config sets these defaults from its own paper."""
 
@@ -80,81 +96,7 @@ class SpatialConfig:
     # 4, 8, 16, 32; EfficientNet-Lite0's stages 2, 3, 5, 7); ``stages`` names them outright.
     feature_strides: tuple[int, ...] = (8, 16)
     stages: tuple[int, ...] | None = None
-    extractor_engine: Engine = "auto"  # as FeatureConfig's: speed only
-    extractor_precision: Precision = "fp32"
-    extract_batch_size: int = 16  # throughput only
 
-
-@dataclass(frozen=True)
-class DifferNetConfig(FeatureConfig):
-    """DifferNet (Sec. 3 and 4.2). Defaults are the paper's; see ``PRESETS`` for the others."""
-
-    n_coupling_blocks: int = 8  # Sec. 4.2
-    subnet_hidden: int = 2048  # Sec. 4.2: hidden dense layers of 2048 neurons
-    subnet_layers: int = 3  # Sec. 4.2: 3 hidden layers with ReLU
-    clamp_alpha: float = 3.0  # Sec. 3.1.1 Eq. 2 and Sec. 4.2: alpha = 3
-    lr: float = 2e-4  # Sec. 4.2
-    adam_betas: tuple[float, float] = (0.9, 0.999)  # Sec. 4.2: "author-suggested" Adam betas
-    adam_eps: float = 1e-8  # Adam's default (paper silent)
-    weight_decay: float = 0.0  # paper silent
-    epochs: int = 192  # Sec. 4.2
-    # The fewest optimizer steps any training gets: Sec. 4.2's 192 epochs of a 16-image few-shot
-    # set (Sec. 4.4) are 192 steps (16 x 4 transforms = 64 rows, one batch). A smaller or
-    # shorter training runs more epochs until it reaches them (``train_epochs``); the paper's
-    # preset never does (192 epochs are at least 192 steps), reduced presets on small sets do.
-    min_steps: int = 192
-    batch_size: int = 96  # Sec. 4.2
-    transforms_per_image: int = 4  # per epoch; the original code (paper silent): 24 images x 4
-    loss_per_dim: bool = False  # original code divides the loss by the feature dimension
-    score: Literal["latent_nll", "nll"] = "latent_nll"  # Eq. 5: mean over transforms of -log p_Z(z); "nll" adds log|det J|
-    eval_every: int = 0  # epochs between test-set evaluations (0 = only after the last epoch)
-    localize_sigma: float = 4.0  # Sec. 3.3 Eq. 7: Gaussian blur of the gradient maps (paper silent on sigma)
-    localize_rotations: int = 4  # Sec. 3.3: maps of several rotations, rotated back and averaged
-
-    def train_epochs(self, rows_per_epoch: int) -> int:
-        """Epochs to train on ``rows_per_epoch`` feature rows an epoch: ``epochs``, or more if
-        that is fewer than ``min_steps`` optimizer steps.
-
-        >>> DifferNetConfig(epochs=40).train_epochs(761 * 4)  # MTD: 32 steps an epoch
-        40
-        >>> DifferNetConfig(epochs=40).train_epochs(16 * 4)  # 16 shots: one step an epoch
-        192
-        >>> DifferNetConfig(epochs=40).train_epochs(64 * 4)  # 64 shots: 3 steps an epoch
-        64
-        """
-        steps_per_epoch = max(1, math.ceil(rows_per_epoch / self.batch_size))
-        return max(self.epochs, math.ceil(self.min_steps / steps_per_epoch))
-
-
-# Named overrides of the paper defaults, per method. Each entry says what it reduces.
-PRESETS: dict[str, dict[str, dict[str, Any]]] = {
-    "differnet": {
-        "paper": {},
-        # The few-minutes preset for a 2-core CPU: the paper's image sizes and scales; a bank of
-        # 8 training transforms per image of which each epoch draws 4 (fresh draws, not the same
-        # rows every epoch), 4 test transforms, a 512-wide flow, 40 epochs (at least
-        # ``min_steps`` steps on small sets). Rotations: the paper's uniform angles (bench/origins.py).
-        "fast": dict(n_bank_transforms=8, n_test_transforms=4, subnet_hidden=512, epochs=40),
-        # The best reproduction 2 CPU cores afford: it reduces compute, not the protocol. A bank
-        # of 16 fresh transforms per image (4 drawn each epoch), 32 test transforms (the paper's
-        # 64 would take about 21 minutes of extraction per MTD cell at 30 images/s), a 512-wide
-        # flow, 40 epochs and ``min_steps``. Rotations: the paper's uniform angles (bench/origins.py).
-        "cpu": dict(n_bank_transforms=16, n_test_transforms=32, subnet_hidden=512, epochs=40),
-        # For tests and the smoke suite: 64-pixel images, 4 transforms, a 2-block 64-wide flow,
-        # 25 epochs of batches of 32.
-        "tiny": dict(
-            image_size=64, scales=(64, 32, 16), n_bank_transforms=4, n_test_transforms=4,
-            n_coupling_blocks=2, subnet_hidden=64, epochs=25, batch_size=32, min_steps=0,
-        ),
-        # The original code's values where it departs from the paper text (the authors'
-        # repository, github.com/marco-rudolph/differnet: its config.py and train.py).
-        "code": dict(
-            adam_betas=(0.8, 0.8), adam_eps=1e-4, weight_decay=1e-5, loss_per_dim=True,
-            downscale_mode="nearest", rotation_interpolation="nearest", eval_every=8,
-            feature_mode="recompute",
-        ),
-    },
-}
 
 REDUCED_PRESETS = frozenset({"fast", "cpu", "tiny"})
 
@@ -314,7 +256,7 @@ def differences_from_paper(config: Any) -> dict[str, Any]:
 
 
 __all__ = [
-    "DifferNetConfig", "FeatureConfig", "KNOWN_PRESETS", "SpatialConfig", "PRESETS", "PRESET_FALLBACK",
+    "BackboneConfig", "FeatureConfig", "KNOWN_PRESETS", "SpatialConfig", "PRESET_FALLBACK",
     "REDUCED_PRESETS", "RUNTIME_FIELDS", "applied_preset",
     "check_override_types", "config_from_dict", "config_hash", "config_to_dict",
     "differences_from_paper", "field_types", "resolve_config", "toml_literal", "type_name",

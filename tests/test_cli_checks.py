@@ -13,7 +13,8 @@ import torch
 from cli_helpers import TINY, invoke, one_line_error
 
 import bench
-from bench.config import DifferNetConfig, check_override_types, field_types, value_fits
+from bench.config import check_override_types, field_types, value_fits
+from bench.differnet.config import DifferNetConfig
 from bench.errors import BenchError
 
 REPO = Path(__file__).resolve().parents[1]

@@ -8,15 +8,16 @@ import numpy as np
 import pytest
 import torch
 
-from bench.config import PRESETS, DifferNetConfig, resolve_config
+from bench.config import resolve_config
 from bench.data import load_split
 from bench.differnet import AtanClamp, DifferNet, DifferNetFlow
+from bench.differnet.config import PRESETS, DifferNetConfig
 from bench.metrics import image_auroc
 from bench.registry import RunContext
 
 
 def tiny(**overrides) -> DifferNetConfig:
-    return resolve_config(DifferNetConfig, PRESETS["differnet"], "tiny", overrides)
+    return resolve_config(DifferNetConfig, PRESETS, "tiny", overrides)
 
 
 def test_soft_clamp_is_eq2():

@@ -9,8 +9,8 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import torch
 
-from bench.config import PRESETS, DifferNetConfig
 from bench.data.base import Sample
+from bench.differnet.config import PRESETS, DifferNetConfig
 from bench.differnet.flow import DifferNetFlow
 from bench.differnet.localization import gradient_maps
 from bench.features.bank import extract
@@ -23,7 +23,7 @@ from bench.transform_draws import STREAM_EPOCHS
 
 
 @register_method(
-    "differnet", config_cls=DifferNetConfig, presets=PRESETS["differnet"],
+    "differnet", config_cls=DifferNetConfig, presets=PRESETS,
     paper_name="DifferNet", family="paper", uses_backbone=True,
 )
 class DifferNet(FeaturePipelineDetector):

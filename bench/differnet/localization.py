@@ -14,9 +14,9 @@ import numpy as np
 import torch
 import torchvision.transforms.v2.functional as TF
 
-from bench.config import DifferNetConfig
 from bench.data.base import Sample
 from bench.data.imagecache import ImageCache
+from bench.differnet.config import DifferNetConfig
 from bench.differnet.flow import DifferNetFlow
 from bench.features.extractor import MultiScaleExtractor
 from bench.features.transforms import normalize
