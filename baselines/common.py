@@ -1,6 +1,6 @@
 """What the image-based baselines (GeoTrans, GANomaly, DSEBM, ADGAN) share: images loaded
 once as a small tensor, index batches, seeding that leaves the global random state alone, and
-the constructor and first step of ``fit`` (``ImageBaseline``)."""
+the first step of ``fit`` (``ImageBaseline``, a ``bench.registry.DetectorBase``)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import torchvision.transforms.v2.functional as TF
 
 from bench.data.base import Sample
 from bench.data.imagecache import ImageCache
-from bench.registry import AttributeState, RunContext
+from bench.registry import DetectorBase
 
 
 def load_images(samples: Sequence[Sample], size: int, channels: int = 3,
@@ -79,40 +79,25 @@ def batches(n: int, batch_size: int, rng: np.random.Generator | None = None,
             yield idx
 
 
-class ImageBaseline(AttributeState):
+class ImageBaseline(DetectorBase):
     """Base of the image baselines: hyperparameters in ``config``, the run in ``context``.
 
     Saveable (``run --save-models``, ``bench.py predict``): the learned state is every attribute
-    ending in ``_``, trained networks included (pickled whole)."""
-
-    def __init__(self, config: Any, context: RunContext | None = None):
-        self.config = config
-        self.context = context or RunContext()
-
-    def scores_alone(self) -> bool:
-        """Whether an image's score depends on that image and the seed only, not on the images
-        scored with it: then a saved model scores a new image as the run scored its test set."""
-        return True
-
-    def score_new(self, samples: Sequence[Sample], run_keys: Sequence[str]) -> np.ndarray:
-        """``bench.registry.Predictor``: an image baseline scores an image the same wherever it
-        comes (``scores_alone``), so the run's test images need no special treatment."""
-        return self.score(samples)
+    ending in ``_``, trained networks included (pickled whole); an image's score is its own
+    (``DetectorBase``'s ``Predictor``) unless a method says otherwise."""
 
     def _load_train(self, train: Sequence[Sample], follows: str, **info: Any) -> torch.Tensor:
-        """The training images at the config's size; sets ``channels_`` and ``train_files_``
-        and records in the run's info what was trained on and which paper the method follows."""
+        """The first step of ``fit``: forgets what an earlier fit learned (``reset``); returns
+        the training images at the config's size; sets ``channels_`` and ``train_files_`` and
+        records in the run's info what was trained on and which paper the method follows."""
         cfg = self.config
+        self.reset()
         self.train_files_ = [s.path.name for s in train]  # what a checkpoint must match
         images, self.channels_ = load_train_images(train, cfg.image_size, cfg.channels,
-                                                   self._image_cache())
+                                                   self.images())
         self.context.info.update(image_size=cfg.image_size, channels=self.channels_,
                                  follows=follows, **info)
         return images
 
     def _load_test(self, test: Sequence[Sample]) -> torch.Tensor:
-        return load_test_images(test, self.config.image_size, self.channels_, self._image_cache())
-
-    def _image_cache(self) -> ImageCache:
-        caches = self.context.caches
-        return ImageCache(None if caches is None else caches.images)
+        return load_test_images(test, self.config.image_size, self.channels_, self.images())

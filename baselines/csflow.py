@@ -233,21 +233,22 @@ class CSFlow(SpatialDetector):
     def _sizes(self) -> tuple[int, ...]:
         return tuple(self.config.image_size // 2**s for s in range(self.config.scales))
 
-    def _features(self, samples: Sequence[Sample], desc: str) -> list[torch.Tensor]:
+    def _features(self, samples: Sequence[Sample], desc: str,
+                  fit: bool = False) -> list[torch.Tensor]:
         maps = self.feature_maps(samples, desc, sizes=self._sizes())
         feats = [torch.from_numpy(per_size[0]) for per_size in maps]  # one stage, finest first
         if not self.config.standardize:
             return feats
-        if not hasattr(self, "moments_"):  # from the training maps, at fit time
+        if fit:  # the training maps' moments, kept for scoring
             self.moments_ = [(f.mean(dim=(0, 2, 3), keepdim=True),
                               f.std(dim=(0, 2, 3), keepdim=True).clamp_min(1e-6)) for f in feats]
         return [(f - mean) / std for f, (mean, std) in zip(feats, self.moments_)]
 
     def fit(self, train: Sequence[Sample]) -> CSFlow:
         cfg, device = self.config, self.context.device
-        self.forget()
+        self.reset()
         self.train_files_ = [s.path.name for s in train]
-        feats = self._features(train, "train maps")
+        feats = self._features(train, "train maps", fit=True)
         self.shapes_ = [tuple(f.shape[-2:]) for f in feats]
         self.flow_ = CrossScaleFlow(feats[0].shape[1], self.shapes_, cfg, self.context.seed)
         self.flow_.to(device)

@@ -70,16 +70,11 @@ class PaDiM(SpatialDetector):
 
     config: PaDiMConfig
 
-    def _embedding(self, samples: Sequence[Sample], desc: str) -> torch.Tensor:
-        """(n, d, h, w): the stages on the first stage's grid, the chosen channels only."""
-        (maps,) = self.feature_maps(samples, desc)
+    def _embedding(self, maps: Sequence[np.ndarray]) -> torch.Tensor:
+        """(n, d, h, w): the stages' ``maps`` on the first stage's grid, the chosen channels
+        only."""
         grid = maps[0].shape[-2:]
-        if not hasattr(self, "channels_"):
-            total = sum(m.shape[1] for m in maps)
-            rng = self._rng(STREAM_CHANNELS)
-            keep = min(self.config.n_features, total)
-            self.channels_ = np.sort(rng.choice(total, size=keep, replace=False))
-        out = torch.empty(len(samples), len(self.channels_), *grid)
+        out = torch.empty(len(maps[0]), len(self.channels_), *grid)
         start = 0
         for m in maps:  # one stage at a time: only its chosen channels are upsampled
             mine = self.channels_[(self.channels_ >= start) & (self.channels_ < start + m.shape[1])]
@@ -92,9 +87,14 @@ class PaDiM(SpatialDetector):
         return out
 
     def fit(self, train: Sequence[Sample]) -> PaDiM:
-        self.forget()
+        self.reset()
         self.train_files_ = [s.path.name for s in train]
-        x = self._embedding(train, "train maps")
+        (maps,) = self.feature_maps(train, "train maps")
+        total = sum(m.shape[1] for m in maps)
+        keep = min(self.config.n_features, total)
+        self.channels_ = np.sort(self._rng(STREAM_CHANNELS).choice(total, size=keep,
+                                                                   replace=False))
+        x = self._embedding(maps)
         n, d, h, w = x.shape
         self.grid_ = (h, w)
         x = x.reshape(n, d, h * w)
@@ -112,7 +112,8 @@ class PaDiM(SpatialDetector):
 
     def _distances(self, test: Sequence[Sample]) -> torch.Tensor:
         """The Mahalanobis distance of every test patch, (n, h, w) (Eq. 2)."""
-        x = self._embedding(test, "test maps")
+        (maps,) = self.feature_maps(test, "test maps")
+        x = self._embedding(maps)
         n, d, h, w = x.shape
         x = x.reshape(n, d, h * w)
         mean, precision = torch.from_numpy(self.mean_), torch.from_numpy(self.precision_)

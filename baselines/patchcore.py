@@ -174,7 +174,7 @@ class PatchCore(SpatialDetector):
 
     def fit(self, train: Sequence[Sample]) -> PatchCore:
         cfg = self.config
-        self.forget()
+        self.reset()
         self.train_files_ = [s.path.name for s in train]
         patches = self._patches(train, "train maps")
         self.grid_ = tuple(patches.shape[1:3])

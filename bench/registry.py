@@ -18,6 +18,7 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 import numpy as np
 
 from bench.data.base import Sample
+from bench.data.imagecache import ImageCache
 from bench.store.results import CacheLayout
 
 
@@ -109,6 +110,48 @@ class AttributeState:
 
     def set_state(self, state: dict) -> None:
         vars(self).update(state)
+
+
+class DetectorBase(AttributeState):
+    """The root most methods extend: hyperparameters in ``config``, the run in ``context``;
+    the cell seed's independent NumPy streams; the shared decode cache; ``reset``, with which
+    every ``fit`` starts, so nothing learned survives a refit; and the ``Predictor`` of a
+    method that scores each image on its own. Subclasses write ``fit`` and ``score``.
+
+    ``bench.features.base.BackboneDetector`` extends it for the methods on a frozen backbone,
+    ``baselines.common.ImageBaseline`` for those that learn from the images themselves."""
+
+    def __init__(self, config: Any, context: RunContext | None = None):
+        self.config = config
+        self.context = context or RunContext()
+
+    def _rng(self, stream: int) -> np.random.Generator:
+        """The cell seed's stream ``stream``: independent of every other stream, and of the
+        global random state, which nothing here touches."""
+        return np.random.default_rng([self.context.seed, stream])
+
+    def images(self) -> ImageCache:
+        """The decode cache shared by the run's cells (in memory only without a cache folder)."""
+        caches = self.context.caches
+        return ImageCache(None if caches is None else caches.images)
+
+    def reset(self) -> None:
+        """Forget what an earlier ``fit`` learned (every attribute ending in ``_`` but the
+        ``NOT_SAVED`` ones, which are not learned): the first step of every ``fit``, so a refit
+        on other data scores as a fresh detector fitted on that data."""
+        for name in [k for k in vars(self) if k.endswith("_") and k not in self.NOT_SAVED]:
+            delattr(self, name)
+
+    # -- bench.registry.Predictor --------------------------------------------------------------
+    def scores_alone(self) -> bool:
+        """Whether an image's score depends on that image and the seed only, not on the images
+        scored with it: then a saved model scores a new image as the run scored its test set."""
+        return True
+
+    def score_new(self, samples: Sequence[Sample], run_keys: Sequence[str]) -> np.ndarray:
+        """An image is scored the same wherever it comes (``scores_alone``), so the run's test
+        images need no special treatment."""
+        return self.score(samples)
 
 
 @dataclass

@@ -4,6 +4,7 @@ layout."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,11 +14,14 @@ import pytest
 from cli_helpers import TINY, invoke, one_line_error
 
 from bench.config import applied_preset
+from bench.data import load_split
+from bench.data.synthetic import make_synthetic
 from bench.deploy.models import can_save, load_model, predict
 from bench.errors import BenchError
-from bench.registry import METHODS, register_method
+from bench.methods import build_detector
+from bench.registry import METHODS, RunContext, register_method
 from bench.run.runner import RunOptions, run_cells
-from bench.run.suites import Suite, plan
+from bench.run.suites import Suite, plan, resolve_for_dataset
 from bench.store.results import Record, ResultsStore
 
 
@@ -146,3 +150,31 @@ def test_the_store_answers_every_path_under_its_folder(tmp_path):
     assert all(p.is_relative_to(tmp_path) for p in paths)
     assert len(set(paths)) == len(paths)
     assert store.cache(tmp_path / "elsewhere").features == tmp_path / "elsewhere" / "features"
+
+
+@pytest.fixture(scope="module")
+def two_small_categories(tmp_path_factory):
+    """Two categories, 8 training and 4 + 2 test images each: the question is sameness."""
+    root = make_synthetic(tmp_path_factory.mktemp("refit"), n_train=8, n_test_good=4,
+                          n_test_defect=2, size=64)
+    return {c: load_split("synthetic", c, root) for c in ("blobs", "stripes")}
+
+
+# Smaller than the tiny preset where a method allows it: the question is sameness, not quality.
+CHEAP = {"backbone": "random", "epochs": 2, "n_features": 16}
+CHEAPER = {"geotrans": {"epochs": 1, "image_size": 16}, "adgan": {"image_size": 32,
+                                                                  "search_steps": 2}}
+
+
+@pytest.mark.parametrize("method", sorted(m for m in METHODS if METHODS[m].source is None))
+def test_a_refit_on_other_data_scores_as_a_fresh_fit(method, two_small_categories):
+    """Learned state is reset by every ``fit``: nothing of the first fit survives a second."""
+    fields = {f.name for f in dataclasses.fields(METHODS[method].config_cls)}
+    overrides = {k: v for k, v in {**CHEAP, **CHEAPER.get(method, {})}.items() if k in fields}
+    config = resolve_for_dataset(method, "tiny", "synthetic", overrides)
+    blobs, stripes = two_small_categories["blobs"], two_small_categories["stripes"]
+    refitted = build_detector(method, config, RunContext(seed=0)).fit(blobs.train)
+    refitted.score(blobs.test)  # what a run does: score, then fit again
+    refitted.fit(stripes.train)
+    fresh = build_detector(method, config, RunContext(seed=0)).fit(stripes.train)
+    np.testing.assert_array_equal(refitted.score(stripes.test), fresh.score(stripes.test))

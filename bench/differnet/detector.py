@@ -38,6 +38,7 @@ class DifferNet(FeaturePipelineDetector):
             raise ValueError(f"unknown feature_mode {self.config.feature_mode!r}")
         # The original code's way: fresh transforms and a forward pass of the extractor per
         # epoch. Kept to check that the bank gives the same AUROC (benchmarks/).
+        self.reset()
         self.train_files_ = [s.path.name for s in train]
         engine, images = self._engine(), self.images()
         rng = self._rng(STREAM_EPOCHS)

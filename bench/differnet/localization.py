@@ -7,7 +7,6 @@ channels, and the maps of evenly spaced rotations rotated back and averaged.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -18,6 +17,7 @@ from bench.data.base import Sample
 from bench.data.imagecache import ImageCache
 from bench.differnet.config import DifferNetConfig
 from bench.differnet.flow import DifferNetFlow
+from bench.features.base import gaussian_smooth
 from bench.features.extractor import MultiScaleExtractor
 from bench.features.transforms import normalize
 
@@ -27,8 +27,6 @@ def gradient_maps(flow: DifferNetFlow, extractor: MultiScaleExtractor, images: I
     """g_x of Eq. 7 for each test image, (n_images, image_size, image_size), float32."""
     cfg = config
     extractor = extractor.to(device)
-    sigma = cfg.localize_sigma
-    kernel = 2 * math.ceil(3 * sigma) + 1
     angles = [i * 360.0 / cfg.localize_rotations for i in range(cfg.localize_rotations)]
     maps = np.zeros((len(test), cfg.image_size, cfg.image_size), dtype=np.float32)
     flow.eval()
@@ -38,7 +36,7 @@ def gradient_maps(flow: DifferNetFlow, extractor: MultiScaleExtractor, images: I
         rotated.requires_grad_(True)
         loss = flow.nll(extractor(normalize(rotated))).sum()
         (grad,) = torch.autograd.grad(loss, rotated)
-        grad = TF.gaussian_blur(grad, [kernel, kernel], [sigma, sigma])
+        grad = gaussian_smooth(grad, cfg.localize_sigma)
         per_rotation = grad.abs().sum(dim=1, keepdim=True)
         back = torch.stack([TF.rotate(m, -a) for m, a in zip(per_rotation, angles)])
         maps[i] = back.mean(dim=0)[0].detach().cpu().numpy()

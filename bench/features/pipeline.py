@@ -19,13 +19,11 @@ from sklearn.preprocessing import StandardScaler
 from bench.config import FeatureConfig
 from bench.data.base import Sample
 from bench.data.content import content_key
-from bench.data.imagecache import ImageCache
 from bench.errors import BenchError
 from bench.features.backbones import shared_backbone
 from bench.features.bank import cached, extract, feature_cache_key
-from bench.features.engines import Engine, shared_engine
+from bench.features.base import BackboneDetector
 from bench.features.extractor import MultiScaleExtractor
-from bench.registry import AttributeState, RunContext
 from bench.transform_draws import (
     STREAM_TEST_TRANSFORMS,
     STREAM_TRAIN_TRANSFORMS,
@@ -79,14 +77,11 @@ def zscore_pca(flat: np.ndarray, scaler: StandardScaler | None, pca: PCA | None)
     return pca.transform(x) if pca is not None else x
 
 
-class FeaturePipelineDetector(AttributeState):
+class FeaturePipelineDetector(BackboneDetector):
     """Base class: subclasses implement ``_fit_density(bank)`` and ``_score_features(feats)``."""
 
     NOT_SAVED = frozenset({"extractor_"})  # the frozen backbone comes from where the run got it
-
-    def __init__(self, config: FeatureConfig, context: RunContext | None = None):
-        self.config = config
-        self.context = context or RunContext()
+    config: FeatureConfig
 
     # -- what subclasses write -------------------------------------------------------------
     def _fit_density(self, bank: np.ndarray) -> None:
@@ -104,9 +99,6 @@ class FeaturePipelineDetector(AttributeState):
                          "density_graph(); predict with its .pt model instead.")
 
     # -- the shared work -------------------------------------------------------------------
-    def _rng(self, stream: int) -> np.random.Generator:
-        return np.random.default_rng([self.context.seed, stream])
-
     def _extractor(self) -> MultiScaleExtractor:
         """The differentiable PyTorch extractor (gradient maps need it)."""
         if getattr(self, "extractor_", None) is None:
@@ -114,18 +106,8 @@ class FeaturePipelineDetector(AttributeState):
             self.extractor_ = MultiScaleExtractor(backbone, self.config)
         return self.extractor_
 
-    def _engine(self) -> Engine:
-        """The inference engine for the frozen extractor (``extractor_engine``)."""
-        cfg = self.config
-        engine = shared_engine(cfg.backbone, cfg.backbone_stage, cfg.extractor_engine,
-                               self.context.device, cfg.extractor_precision)
-        self.context.info["extractor_engine"] = engine.describe()
-        self.context.info["backbone_weights"] = engine.backbone.weights
-        return engine
-
-    def images(self) -> ImageCache:
-        caches = self.context.caches
-        return ImageCache(None if caches is None else caches.images)
+    def _engine_outputs(self) -> tuple[int | None, None]:
+        return self.config.backbone_stage, None  # pooled features of the backbone's stage
 
     def features(self, samples: Sequence[Sample], params: np.ndarray, desc: str) -> np.ndarray:
         """Features of ``samples`` under ``params`` (N, K, D), from the on-disk cache if there."""
@@ -145,6 +127,7 @@ class FeaturePipelineDetector(AttributeState):
         return test_transforms(self.config, n_images, self._rng(STREAM_TEST_TRANSFORMS))
 
     def fit(self, train: Sequence[Sample]):
+        self.reset()
         self.train_files_ = [s.path.name for s in train]
         bank = self.features(train, self.train_params(len(train)), "train features")
         self.feature_dim_ = bank.shape[-1]
@@ -181,11 +164,8 @@ class FeaturePipelineDetector(AttributeState):
         feats = self.features(samples, params, "features")
         return self._score_features(feats).mean(axis=1)
 
-    def scores_alone(self) -> bool:
-        return True  # each image under its own transforms (``transforms_for``)
-
     def score_new(self, samples: Sequence[Sample], run_keys: Sequence[str]) -> np.ndarray:
         """``bench.registry.Predictor``: each image under the transforms ``transforms_for``
-        gives it."""
+        gives it, so its score is its own (``scores_alone``)."""
         keys = [content_key(s.path) for s in samples]
         return self.score_under(samples, self.transforms_for(keys, run_keys))

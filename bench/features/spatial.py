@@ -10,33 +10,24 @@ score each image alone, so they are ``Saveable`` and ``Predictor``s (``run --sav
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-import torchvision.transforms.v2.functional as TF
 
 from bench.config import SpatialConfig
 from bench.data.base import Sample
-from bench.data.imagecache import ImageCache
 from bench.features.backbones import shared_backbone
 from bench.features.bank import cached_arrays
-from bench.features.engines import Engine, shared_engine
+from bench.features.base import BackboneDetector, gaussian_smooth
 from bench.features.maps import MapRecipe, extract_maps, maps_cache_key
-from bench.registry import AttributeState, RunContext
 
 
-class SpatialDetector(AttributeState):
+class SpatialDetector(BackboneDetector):
     """Base class of the patch-level methods; ``config`` is a ``SpatialConfig``."""
 
-    def __init__(self, config: SpatialConfig, context: RunContext | None = None):
-        self.config = config
-        self.context = context or RunContext()
-
-    def _rng(self, stream: int) -> np.random.Generator:
-        return np.random.default_rng([self.context.seed, stream])
+    config: SpatialConfig
 
     # -- the feature maps --------------------------------------------------------------------
     def stages(self) -> tuple[int, ...]:
@@ -54,18 +45,8 @@ class SpatialDetector(AttributeState):
             return MapRecipe(cfg.image_size, None, sizes or (cfg.image_size,))
         return MapRecipe(cfg.resize, cfg.image_size, sizes or (cfg.image_size,))
 
-    def _engine(self) -> Engine:
-        cfg = self.config
-        engine = shared_engine(cfg.backbone, None, cfg.extractor_engine, self.context.device,
-                               cfg.extractor_precision, maps=self.stages())
-        self.context.info.update(extractor_engine=engine.describe(),
-                                 backbone_weights=engine.backbone.weights,
-                                 backbone_stages=list(self.stages()))
-        return engine
-
-    def images(self) -> ImageCache:
-        caches = self.context.caches
-        return ImageCache(None if caches is None else caches.images)
+    def _engine_outputs(self) -> tuple[None, tuple[int, ...]]:
+        return None, self.stages()  # the maps of these stages
 
     def feature_maps(self, samples: Sequence[Sample], desc: str,
                      sizes: tuple[int, ...] | None = None) -> list[list[np.ndarray]]:
@@ -92,11 +73,8 @@ class SpatialDetector(AttributeState):
         every other method's does)."""
         recipe = self.recipe()
         size = recipe.input_size
-        maps = F.interpolate(grid[:, None].float(), size=(size, size), mode="bilinear",
-                             align_corners=False)
-        if sigma > 0:
-            kernel = 2 * math.ceil(3 * sigma) + 1
-            maps = TF.gaussian_blur(maps, [kernel, kernel], [sigma, sigma])
+        maps = gaussian_smooth(F.interpolate(grid[:, None].float(), size=(size, size),
+                                             mode="bilinear", align_corners=False), sigma)
         if recipe.crop is not None:
             before = (recipe.decode_size - recipe.crop) // 2
             after = recipe.decode_size - recipe.crop - before
@@ -113,16 +91,7 @@ class SpatialDetector(AttributeState):
             self._memo = memo = (key, compute())
         return memo[1]
 
-    def forget(self) -> None:
-        """Drop what ``once`` kept: a fit makes a new model (each ``fit`` starts with it)."""
+    def reset(self) -> None:
+        """Also drop what ``once`` kept: a fit makes a new model."""
+        super().reset()
         self._memo = None
-
-    # -- bench.registry.Predictor -----------------------------------------------------------
-    def scores_alone(self) -> bool:
-        return True  # no transforms, no batch statistics: an image's score is its own
-
-    def score_new(self, samples: Sequence[Sample], run_keys: Sequence[str]) -> np.ndarray:
-        return self.score(samples)
-
-    def score(self, test: Sequence[Sample]) -> np.ndarray:
-        raise NotImplementedError
