@@ -223,7 +223,7 @@ class CrossScaleFlow(nn.Module):
 
 
 @register_method("csflow", config_cls=CSFlowConfig, presets=CSFLOW_PRESETS, paper_name=None,
-                 uses_backbone=True, family="today")
+                 uses_backbone=True, family="today", label="CS-Flow")
 class CSFlow(SpatialDetector):
     """Learned state: ``flow_``, ``shapes_`` (the map sizes), ``loss_history_`` and, with
     ``standardize``, ``moments_`` (each scale's channel means and deviations)."""

@@ -63,7 +63,7 @@ PADIM_PRESETS: dict[str, dict] = {
 
 
 @register_method("padim", config_cls=PaDiMConfig, presets=PADIM_PRESETS, paper_name=None,
-                 uses_backbone=True, family="today")
+                 uses_backbone=True, family="today", label="PaDiM")
 class PaDiM(SpatialDetector):
     """Learned state: ``channels_`` (the random subset), ``mean_`` (P, d) and ``precision_``
     (P, d, d), the inverse covariances of the P grid positions, and ``grid_`` (h, w)."""

@@ -151,7 +151,7 @@ def nearest(queries: torch.Tensor, memory: torch.Tensor, chunk: int = 4096,
 
 
 @register_method("patchcore", config_cls=PatchCoreConfig, presets=PATCHCORE_PRESETS,
-                 paper_name=None, uses_backbone=True, family="today")
+                 paper_name=None, uses_backbone=True, family="today", label="PatchCore")
 class PatchCore(SpatialDetector):
     """Learned state: ``memory_`` (the coreset, (M, D) float32) and ``grid_`` (h, w)."""
 

@@ -2,7 +2,8 @@
 
 The explicit import list below is the one place that says which built-in methods exist (as
 timm's ``models/__init__.py``): importing a method's module runs its ``@register_method``. A new
-method is one module plus one line here.
+method is one module plus one line here; registered in a family, it runs in every suite that
+names the family (``methods = ["paper", "today"]``).
 """
 
 from __future__ import annotations
@@ -62,8 +63,9 @@ def build_detector(name: str, config: Any, context: RunContext) -> Detector:
 
 
 def method_families() -> dict[str, list[str]]:
-    """Family name -> its built-in methods (``--methods paper``: the DifferNet paper's seven;
-    ``--methods today``: the methods that replaced them)."""
+    """Family name -> its built-in methods, by name (``--methods paper`` or a suite's
+    ``methods = ["paper"]``: the DifferNet paper's seven; ``today``: the methods that replaced
+    them). A plugin joins no family: a suite or ``--methods`` names it."""
     families: dict[str, list[str]] = {}
     for name in sorted(METHODS):
         if METHODS[name].family and METHODS[name].source is None:

@@ -25,12 +25,19 @@ def paper_name(method: str) -> str | None:
     return PAPER_COLUMNS.get(method)
 
 
-# How their own papers spell the methods the DifferNet paper did not run.
+# How their own papers spell the methods the DifferNet paper did not run. A method's label lives
+# in its registration (``register_method(label=...)``) and every record carries it
+# (``info["method_label"]``, read by ``bench.report.data.ReportData.label``); this lookup names
+# the methods of records older than that (tests check it agrees with the registrations).
 OTHER_LABELS = {"patchcore": "PatchCore", "padim": "PaDiM", "csflow": "CS-Flow"}
 
 
 def method_label(method: str) -> str:
-    """How tables name a method: the paper's name where it has one."""
+    """How tables name a method whose records carry no label: the paper's name where it has one.
+
+    >>> method_label("knn"), method_label("csflow"), method_label("mine")
+    ('1-NN', 'CS-Flow', 'mine')
+    """
     return PAPER_COLUMNS.get(method, OTHER_LABELS.get(method, method))
 
 

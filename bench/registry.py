@@ -4,8 +4,10 @@ A method is a class with scikit-learn manners: hyperparameters in ``__init__`` (
 dataclass plus the run context), learned state set in ``fit`` with names ending in ``_``,
 ``fit`` returns ``self``, ``score`` never refits. Its module decorates it with
 ``@register_method``; ``bench.methods`` imports every built-in method module once (the explicit
-list) and looks methods up. Like timm's ``_registry``, this module is a leaf: it imports no
-method, so no method import can come back to it in a cycle.
+list) and looks methods up. ``DetectorBase`` is the root most methods extend. As timm's
+``_registry``, this module imports no method, so no method import can come back to it in a
+cycle; it imports only the layers below it: the data (``Sample``, the image cache) and the
+store (``CacheLayout``, the cache folders a run shares).
 """
 
 from __future__ import annotations
@@ -31,7 +33,9 @@ class Detector(Protocol):
       ``RunContext`` (seed, device, cache folder, checkpoint path, progress, ``info``). All
       randomness comes from ``context.seed``: the same cell run twice gives the same scores.
     - ``fit(train)`` gets the defect-free training ``Sample``s of one cell (path, label 0) and
-      returns the fitted detector; learned state goes in attributes ending in ``_``.
+      returns the fitted detector; learned state goes in attributes ending in ``_``, all of it
+      set by every ``fit``, so a refit on other data scores as a fresh detector would
+      (``DetectorBase.reset``).
     - ``score(test)`` gets ``Sample``s and returns one float per sample, **higher = more
       anomalous**; it never refits and never reads labels. The runner scores the test set (and
       a validation split, if any) with it.
@@ -40,8 +44,9 @@ class Detector(Protocol):
       (``Monitored``). Checkpoints: pass ``context`` to ``bench.training.run_training`` and a
       killed fit resumes. Anything in ``context.info`` is stored in the record.
     - Registration: decorate the class with ``register_method`` (name, config class, presets:
-      at least ``paper``); a plugin does the same in its own package and is found by
-      ``--methods module.path:Class`` or through the entry point group
+      at least ``paper``; optionally its family and the label tables name it by); a built-in
+      method is then one import line in ``bench.methods``; a plugin does the same in its own
+      package and is found by ``--methods module.path:Class`` or through the entry point group
       ``differnet_bench.methods`` (``bench.methods``).
     """
 
@@ -88,7 +93,7 @@ class Predictor(Protocol):
 
     ``scores_alone()``: whether an image's score depends on the image and the seed only, not on
     the images scored with it; ``score_new(samples, run_keys)`` scores ``samples`` so, where
-    ``run_keys`` are the content keys (``bench.data.imagecache.content_key``) of the test images
+    ``run_keys`` are the content keys (``bench.data.content.content_key``) of the test images
     the run scored, in order, so an image among them gets its recorded score exactly. A method
     that is ``Saveable`` and a ``Predictor`` whose ``scores_alone()`` is true is kept by
     ``run --save-models``, whatever it subclasses.
@@ -186,9 +191,13 @@ class MethodSpec:
     paper_name: str | None  # column name in the paper's Tables 1 and 2
     uses_backbone: bool  # whether --backbone applies
     note: str = ""  # e.g. that a method follows a different paper than the one cited
-    # Which family it belongs to, for --methods paper / today: "paper" (the DifferNet paper's
-    # seven), "today" (the methods that replaced them), None (a plugin, unless it says).
+    # Which family it belongs to: "paper" (the DifferNet paper's seven), "today" (the methods
+    # that replaced them), None (a plugin, unless it says). --methods paper / today and suites
+    # that name a family (methods = ["paper", "today"]) run a built-in method by it.
     family: str | None = None
+    # How tables and figures name it (its paper's spelling: "1-NN", "PatchCore"); records keep
+    # it (info["method_label"]), so the report needs no import of the method.
+    label: str = ""
     # A method from outside this repository: where it was loaded from ("module:Class") and the
     # version of the package that provides it (bench.methods); None for built-in methods.
     source: str | None = None
@@ -207,10 +216,14 @@ def register_method(
     uses_backbone: bool = False,
     note: str = "",
     family: str | None = None,
+    label: str | None = None,
 ) -> Callable[[type], type]:
+    """The class decorator that makes a method known by ``name``; ``label`` defaults to the
+    paper's column name, else ``name``."""
+
     def decorate(cls: type) -> type:
         METHODS[name] = MethodSpec(name, cls, config_cls, presets, paper_name, uses_backbone, note,
-                                   family)
+                                   family, label or paper_name or name)
         return cls
 
     return decorate

@@ -5,7 +5,9 @@ layout."""
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import json
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,9 +21,10 @@ from bench.data.synthetic import make_synthetic
 from bench.deploy.models import can_save, load_model, predict
 from bench.errors import BenchError
 from bench.methods import build_detector
+from bench.paper import method_label, paper_name
 from bench.registry import METHODS, RunContext, register_method
 from bench.run.runner import RunOptions, run_cells
-from bench.run.suites import Suite, plan, resolve_for_dataset
+from bench.run.suites import Suite, load_suite, plan, resolve_for_dataset
 from bench.store.results import Record, ResultsStore
 
 
@@ -178,3 +181,80 @@ def test_a_refit_on_other_data_scores_as_a_fresh_fit(method, two_small_categorie
     refitted.fit(stripes.train)
     fresh = build_detector(method, config, RunContext(seed=0)).fit(stripes.train)
     np.testing.assert_array_equal(refitted.score(stripes.test), fresh.score(stripes.test))
+
+
+NEW_METHOD = '''
+"""A method written by the test: the distance of an image's mean brightness from the training
+images' mean (no backbone, nothing to train)."""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from bench.registry import DetectorBase, register_method
+
+
+@dataclass(frozen=True)
+class BrightnessGapConfig:
+    offset: float = 0.0  # a field, so --set and the config hash have one to see
+
+
+@register_method("brightness_gap", config_cls=BrightnessGapConfig, presets={"paper": {}}, paper_name=None, family="today", label="Brightness gap")
+class BrightnessGap(DetectorBase):
+    def _brightness(self, samples):
+        return np.array([self.images().load_float(s.path, 32).mean().item() for s in samples])
+
+    def fit(self, train):
+        self.reset()
+        self.mean_ = float(self._brightness(train).mean())
+        return self
+
+    def score(self, test):
+        return np.abs(self._brightness(test) - self.mean_) + self.config.offset
+'''
+
+
+def test_a_new_method_is_one_module_and_one_line(tmp_path, monkeypatch):
+    """docs/architecture.md's "A method": one module with one registration line, and one line
+    that makes it known. For a built-in method that line is ``import <module>`` in
+    bench/methods.py; the test runs that very statement (``importlib.import_module``) instead
+    of editing the file, with the module on ``sys.path`` from ``tmp_path``. Then the smoke suite
+    runs it without naming it, because the suite names families and the method registers in
+    ``today``, and its record and the report carry the label its registration gives."""
+    (tmp_path / "brightness_gap_method.py").write_text(NEW_METHOD)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    importlib.import_module("brightness_gap_method")  # the one line of bench/methods.py
+    try:
+        assert "brightness_gap" in load_suite("smoke").methods
+        data = make_synthetic(tmp_path / "data", categories=("blobs",), n_train=8,
+                              n_test_good=4, n_test_defect=2, size=64)
+        # The smoke suite's families on a tiny subset (shortened further: the question is
+        # which methods run, not how well).
+        result = invoke("run", "--suite", "smoke", "--categories", "blobs", "--seeds", "0", *TINY,
+                        "--set", "epochs=1", "--set", "n_features=16", "--set", "image_size=32",
+                        "--data-root", str(data), "--results-dir", str(tmp_path / "r"))
+        assert result.exit_code == 0, result.output
+        records = {r.method: r for r in ResultsStore(tmp_path / "r").records()}
+        assert set(records) == set(load_suite("smoke").methods)
+        assert all(r.status == "ok" for r in records.values())
+        assert records["brightness_gap"].info["method_label"] == "Brightness gap"
+        assert records["patchcore"].info["method_label"] == "PatchCore"
+        result = invoke("report", "--results-dir", str(tmp_path / "r"), "--out",
+                        str(tmp_path / "report"))
+        assert result.exit_code == 0, result.output
+        report = (tmp_path / "report" / "report.md").read_text()
+        today = report[report.index("## Today's methods on Synthetic defects"):]
+        assert "| Brightness gap | blobs" in today
+    finally:
+        METHODS.pop("brightness_gap", None)
+        sys.modules.pop("brightness_gap_method", None)
+
+
+def test_a_label_lives_in_the_registration_and_the_old_lookup_agrees():
+    """Records carry the registration's label; bench.paper's lookup, for records older than
+    labels, names every built-in method the same way."""
+    builtin = {n: s for n, s in METHODS.items() if s.cls.__module__.startswith(("bench.",
+                                                                                "baselines."))}
+    assert len(builtin) >= 10
+    for name, spec in builtin.items():
+        assert (method_label(name), paper_name(name)) == (spec.label, spec.paper_name), name

@@ -14,7 +14,7 @@ number of seeds, mean AUROC and 95 % CI half-width (fractions; NaN where none fi
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,7 @@ import pandas as pd
 
 from bench.data import DATASETS
 from bench.paper import PAPER_DATASETS as PAPER_DATASET_TITLES
+from bench.paper import method_label
 from bench.report.summary import seed_summary
 from bench.store.results import CONFIGURATION, SEED_GROUP, TABLE_CELL, Record, ResultsStore
 
@@ -44,6 +45,9 @@ class ReportData:
     store: ResultsStore
     frame: pd.DataFrame  # the tidy table and each row's seed summary (see the module's doc)
     records: dict[str, Record]
+    # Method -> the label its newest record carries (info["method_label"], from the method's
+    # registration); records older than labels have none.
+    labels: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def load(cls, results_dir: Path) -> ReportData:
@@ -51,9 +55,17 @@ class ReportData:
         read = store.records()  # once: the table and the records come from the same read
         frame = store.load(read)
         records = {r.cell_id: r for r in read}
+        labels = {r.method: r.info["method_label"]
+                  for r in sorted(read, key=lambda r: r.finished_at)
+                  if isinstance(r.info.get("method_label"), str)}
         # So it groups and sorts.
         frame["split_variant"] = frame["split_variant"].fillna(NO_SPLIT_VARIANT)
-        return cls(store, with_seed_summary(frame), records)
+        return cls(store, with_seed_summary(frame), records, labels)
+
+    def label(self, method: str) -> str:
+        """How tables and figures name ``method``: the label its records carry, else (records
+        older than labels) ``bench.paper.method_label``'s."""
+        return self.labels.get(method) or method_label(method)
 
     def rows(self, **equal: Any) -> pd.DataFrame:
         """Rows whose columns equal the given values (None matches a missing value)."""

@@ -191,6 +191,7 @@ def run_cell(cell: Cell, options: RunOptions | None = None,
         record.info["method_note"] = method.note
     if method.family:  # the report groups today's methods by it without importing them
         record.info["method_family"] = method.family
+    record.info["method_label"] = method.label  # how the report names it, without importing it
     if method.source:  # a plugin: results and report never need to import it again
         record.info["method_source"] = {"path": method.source, "version": method.version}
     if options.save_models and store is not None:

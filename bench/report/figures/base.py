@@ -16,7 +16,6 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from sklearn.metrics import roc_curve
 
-from bench.paper import method_label
 from bench.report.data import NOT_RUN, ReportData
 from bench.report.provenance import Provenance
 
@@ -73,7 +72,7 @@ def draw_roc(ax: Axes, data: ReportData, ok: pd.DataFrame, methods: list[str], c
         records = data.records_of(ok[ok["method"] == method])
         curves = [roc_curve(r.labels, r.scores) for r in records]
         aurocs = [100 * r.auroc for r in records]
-        label = f"{method_label(method)} ({tag}AUROC {np.mean(aurocs):.1f} %" + (
+        label = f"{data.label(method)} ({tag}AUROC {np.mean(aurocs):.1f} %" + (
             f", {len(records)} seeds)" if len(records) > 1 else ")"
         )
         if len(curves) == 1:

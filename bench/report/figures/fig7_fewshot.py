@@ -10,7 +10,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from bench.paper import MTD, MVTEC, method_label, paper_auroc
+from bench.paper import MTD, MVTEC, paper_auroc
 from bench.report.data import ReportData, ok_rows
 from bench.report.figures.base import ReportFigure, palette, placeholder, save, style
 from bench.report.paper_refs import DIFFERNET
@@ -97,7 +97,7 @@ def figure7_fewshot(data: ReportData, out_dir: Path) -> ReportFigure:
                 ticks.update(oxs)
                 ax.errorbar(oxs, oys, yerr=oes, marker=style_["marker"], ms=4, capsize=2, lw=1.1,
                             ls=style_["ls"], color=color, alpha=0.8,
-                            label=f"{name}, {method_label(method)}")
+                            label=f"{name}, {data.label(method)}")
             n_subsets = int(group.groupby(group["shots"].fillna(-1))["seed"].nunique().max())
             ax.errorbar(
                 xs,

@@ -7,7 +7,7 @@ import math
 
 import pandas as pd
 
-from bench.paper import method_label, paper_auroc
+from bench.paper import paper_auroc, paper_name
 from bench.report.cells import CellStat, compare_columns
 from bench.report.data import ReportData, ok_rows
 from bench.report.provenance import provenance
@@ -31,9 +31,8 @@ def _group_row(key: tuple, group: pd.DataFrame) -> dict:
     stat = CellStat.of(group)
     shots = None if row["shots"] is None else int(row["shots"])
     ref = None
-    # the paper's number only for a method it ran (its label differs from our name)
-    if row["variant"] is None and method_label(row["method"]) != row["method"]:
-        ref = paper_auroc(row["dataset"], row["category"], method_label(row["method"]), shots)
+    if row["variant"] is None:  # the paper's number, for a method it ran (else None)
+        ref = paper_auroc(row["dataset"], row["category"], paper_name(row["method"]), shots)
     ok = ok_rows(group)
     return {
         **row, "shots": shots, "seeds": stat.n_seeds,

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from bench.paper import PAPER_DATASETS, method_label
+from bench.paper import PAPER_DATASETS
 from bench.report.cells import format_number, ok_rows
 from bench.report.data import ReportData, dataset_title
 from bench.report.provenance import provenance
@@ -36,7 +36,7 @@ def localization(data: ReportData) -> Table:
         base = {"dataset": dataset, "category": category, "preset": preset,
                 "backbone": backbone if isinstance(backbone, str) else "-", "seeds": len(records),
                 "cell_ids": ";".join(group["cell_id"])}
-        out.append({**base, "method": method_label(method), **_mean(records, "method")})
+        out.append({**base, "method": data.label(method), **_mean(records, "method")})
         for key, label in REFERENCES.items():
             out.append({**base, "method": label, **_mean(records, key)})
     frame = pd.DataFrame(out, columns=["dataset", "category", "method", "preset", "backbone",

@@ -9,7 +9,7 @@ import pandas as pd
 
 from bench.data import MVTEC_CATEGORIES
 from bench.metrics import image_auroc
-from bench.paper import MVTEC, method_label, paper_table
+from bench.paper import MVTEC, paper_name, paper_table
 from bench.report.cells import CellStat, compare_columns, format_number, match
 from bench.report.data import ReportData
 from bench.report.paper_refs import DIFFERNET, PAPER_MULTIMODAL_AUROC
@@ -45,7 +45,7 @@ def _method_rows(data: ReportData, rows: pd.DataFrame, method: str,
     per_record = [per_category_aurocs(r) for r in data.records_of(mrows)]
     means = [float(np.mean(list(aurocs.values()))) for aurocs in per_record if aurocs]
     per_cat = {c: [aurocs[c] for aurocs in per_record if c in aurocs] for c in MVTEC_CATEGORIES}
-    label = method_label(method)
+    column = paper_name(method)  # the method's column in the paper's Table 1, if any
     ref = PAPER_MULTIMODAL_AUROC if method == DIFFERNET else math.nan
     mean = CellStat.of_values(means, pooled.status, pooled.cell_ids)
     out = [
@@ -56,7 +56,7 @@ def _method_rows(data: ReportData, rows: pd.DataFrame, method: str,
     ]
     for category, values in per_cat.items():
         stat = CellStat.of_values(values, pooled.status, pooled.cell_ids)
-        ref1 = float(paper1.loc[category, label]) if label in paper1.columns else math.nan
+        ref1 = float(paper1.loc[category, column]) if column in paper1.columns else math.nan
         out.append({"method": method, "row": category, **stat.fields(),
                     **stat.compared(math.nan), "table1": ref1})
     for row in out:
@@ -72,7 +72,7 @@ def multimodal(data: ReportData) -> Table:
     methods = sorted(set(rows["method"])) if not rows.empty else [DIFFERNET]
     frame = pd.DataFrame([r for m in methods for r in _method_rows(data, rows, m, paper1)])
     display = pd.DataFrame({
-        "method": [method_label(m) for m in frame["method"]],
+        "method": [data.label(m) for m in frame["method"]],
         "": frame["row"],
         **compare_columns(frame),
         "Table 1 (one model per category)": [format_number(v) for v in frame["table1"]],

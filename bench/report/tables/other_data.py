@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import pandas as pd
 
-from bench.paper import method_label
 from bench.report.cells import CellStat, match, ours_texts
 from bench.report.data import DESCRIPTIONS, FAILED, NOT_RUN, ReportData, dataset_title
 from bench.report.paper_refs import method_order
@@ -16,8 +15,8 @@ from bench.report.tables.base import Table
 MEAN_ROW = "mean of the categories run"
 
 
-def _label(method: str, shots, variant) -> str:
-    label = method_label(method)
+def _label(data: ReportData, method: str, shots, variant) -> str:
+    label = data.label(method)
     if not pd.isna(shots):
         label += f" ({int(shots)} shots)"
     return label + (f" [{variant}]" if isinstance(variant, str) else "")
@@ -38,7 +37,7 @@ def other_data_table(data: ReportData, dataset: str) -> Table:
     categories = sorted(set(rows["category"]))
     long = []
     for method, shots, variant in _columns(rows):
-        key = {"dataset": dataset, "column": _label(method, shots, variant), "method": method,
+        key = {"dataset": dataset, "column": _label(data, method, shots, variant), "method": method,
                "shots": shots, "variant": variant}
         crows = match(rows, method, shots, variant=variant)
         stats = [CellStat.of(crows[crows["category"] == c]) for c in categories]

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from bench.paper import PAPER_DATASETS, method_label
+from bench.paper import PAPER_DATASETS
 from bench.report.comparison import COLUMNS, best_other, compare, format_p
 from bench.report.data import ReportData, dataset_title, ok_rows
 from bench.report.paper_refs import DIFFERNET
@@ -36,7 +36,7 @@ def paired_table(data: ReportData) -> Table:
         "dataset": [PAPER_DATASETS.get(d, dataset_title(d)) for d in frame["dataset"]],
         "category": frame["category"],
         "DifferNet": [f"{v:.1f}" for v in frame["auroc_a"]],
-        "best other": [f"{method_label(m)}: {v:.1f}" for m, v in
+        "best other": [f"{data.label(m)}: {v:.1f}" for m, v in
                        zip(frame["method_b"], frame["auroc_b"])],
         "difference": [f"{v:+.1f}" for v in frame["diff"]],
         "95 % interval": [f"[{lo:+.1f}, {hi:+.1f}]" for lo, hi in

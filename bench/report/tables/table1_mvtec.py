@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import pandas as pd
 
 from bench.data import MVTEC_CATEGORIES, MVTEC_TEXTURES
-from bench.paper import MVTEC, method_label, paper_table
+from bench.paper import MVTEC, paper_table
 from bench.report.cells import CellStat, format_number, format_stat, match
 from bench.report.data import ReportData
 from bench.report.paper_refs import DIFFERNET, paper_to_method
@@ -36,7 +37,8 @@ def _group(category: str) -> str:
     return "objects" if category in MVTEC_CATEGORIES else "mean"
 
 
-def _columns(paper: pd.DataFrame, rows: pd.DataFrame) -> list[tuple[str, str | None, int | None]]:
+def _columns(paper: pd.DataFrame, rows: pd.DataFrame,
+             label_of: Callable[[str], str]) -> list[tuple[str, str | None, int | None]]:
     """(label, our method, shots) per column: the paper's, then methods it did not run."""
     names = paper_to_method()
     columns: list[tuple[str, str | None, int | None]] = [
@@ -45,7 +47,7 @@ def _columns(paper: pd.DataFrame, rows: pd.DataFrame) -> list[tuple[str, str | N
     ]
     shown = {m for _, m, _ in columns if m}
     for method in sorted(set(rows["method"]) - shown) if not rows.empty else []:
-        columns.append((method_label(method), method, None))  # ours only: no paper column
+        columns.append((label_of(method), method, None))  # ours only: no paper column
     return columns
 
 
@@ -112,7 +114,7 @@ def table1(data: ReportData) -> Table:
     paper = paper_table("table1_mvtec_auroc.csv").set_index("category")
     rows = data.select(dataset=MVTEC, variant=None)
     rows = rows[rows["category"].isin(MVTEC_CATEGORIES)] if not rows.empty else rows
-    columns = _columns(paper, rows)
+    columns = _columns(paper, rows, data.label)
     frame = pd.DataFrame(
         [row for label, method, shots in columns
          for row in _column_rows(paper, rows, label, method, shots)]

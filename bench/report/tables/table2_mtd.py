@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from bench.paper import MTD, method_label, paper_table
+from bench.paper import MTD, paper_table
 from bench.report.cells import CellStat, compare_columns, format_number, match, seeds_texts
 from bench.report.data import ReportData
 from bench.report.paper_refs import PAPER_MTD_RECALL_AT_0FP, paper_to_method, recall_at_zero_fp
@@ -31,7 +31,7 @@ def table2(data: ReportData) -> Table:
     columns = [(label, names.get(label)) for label in paper.index]
     shown = {m for _, m in columns if m}
     for method in sorted(set(rows["method"]) - shown) if not rows.empty else []:
-        columns.append((method_label(method), method))
+        columns.append((data.label(method), method))
     long = []
     for label, method in columns:
         cell = match(rows, method, None)

@@ -13,7 +13,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from bench.paper import MTD, MVTEC, PAPER_DATASETS, method_label, published_today
+from bench.paper import MTD, MVTEC, PAPER_DATASETS, published_today
 from bench.report.data import NOT_RUN, ReportData, dataset_title, ok_rows
 from bench.report.paper_refs import DIFFERNET
 from bench.report.provenance import provenance
@@ -111,7 +111,7 @@ def today_table(data: ReportData, dataset: str) -> Table:
     other = [bool(r.pub_backbone) and bool(r.backbone) and r.pub_backbone != r.backbone
              for r in frame.itertuples()]
     display = pd.DataFrame({
-        "method": [method_label(m) for m in frame["method"]],
+        "method": [data.label(m) for m in frame["method"]],
         "category": frame["category"],
         "image, ours": [_text(m, c) for m, c in zip(frame["image"], frame["image_ci"])],
         "image, published": [_pub_text(v, o, c) for v, o, c in
