@@ -296,6 +296,8 @@ def test_empty_store_reads_not_run(tmp_path):
     assert (t1.loc[[("textures", c) for c in ("grid", "wood")], ("DifferNet", "ours")]
             == NOT_RUN).all()
     assert (tmp_path / "out" / "report.html").is_file()
+    (today,) = [t for t in result.tables if t.key.startswith("table_today")]
+    assert len(today.display) == 1 and "not run on MTD or MVTec AD" in today.caption
 
 
 def test_ablation_command():

@@ -195,7 +195,9 @@ def _cell_options() -> list:
         click.option("--preset", help="paper (default), cpu (best on a 2-core CPU), fast (a few "
                      "minutes on a CPU), tiny (tests), code; a method without it runs the one "
                      "it falls back to (cpu, tiny -> fast -> paper; code -> paper)."),
-        click.option("--backbone", help="alexnet (default), efficientnet_lite0 (offline), random."),
+        click.option("--backbone", help="For every method on a backbone: alexnet, efficientnet_lite0 "
+                     "(offline), wide_resnet50_2, efficientnet_b5 or random (tests); default: "
+                     "each method's paper's."),
         click.option("--data-root", type=click.Path(path_type=Path), help="Folder of dataset categories."),
         results_dir_option,
         click.option("--cache-dir", type=click.Path(path_type=Path), callback=folder,

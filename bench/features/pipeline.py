@@ -78,7 +78,8 @@ def zscore_pca(flat: np.ndarray, scaler: StandardScaler | None, pca: PCA | None)
 
 
 class FeaturePipelineDetector(BackboneDetector):
-    """Base class: subclasses implement ``_fit_density(bank)`` and ``_score_features(feats)``."""
+    """Base class: subclasses implement ``_fit_density(bank)`` and ``_score_features(feats)``;
+    ``fit`` extracts the bank and ``score`` the test features under the seeded transforms."""
 
     NOT_SAVED = frozenset({"extractor_"})  # the frozen backbone comes from where the run got it
     config: FeatureConfig

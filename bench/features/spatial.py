@@ -3,9 +3,9 @@ maps of the images (``maps``), cached on disk like the pooled pipeline's feature
 from a coarse patch-score grid to a full-image anomaly map.
 
 As ``FeaturePipelineDetector`` is for the pooled methods, ``SpatialDetector`` is their base
-class: a subclass implements ``fit`` and ``score`` (and ``localize``) on ``feature_maps``. They
-score each image alone, so they are ``Saveable`` and ``Predictor``s (``run --save-models``,
-``predict``).
+class (both extend ``bench.features.base.BackboneDetector``): a subclass implements ``fit`` and
+``score`` (and ``localize``) on ``feature_maps``. They score each image alone, so they are
+``Saveable`` and ``Predictor``s (``run --save-models``, ``predict``).
 """
 
 from __future__ import annotations
