@@ -14,6 +14,7 @@ number of seeds, mean AUROC and 95 % CI half-width (fractions; NaN where none fi
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,16 @@ import pandas as pd
 from bench.data import DATASETS
 from bench.paper import PAPER_DATASETS as PAPER_DATASET_TITLES
 from bench.report.summary import seed_summary
-from bench.store.results import CONFIGURATION, SEED_GROUP, TABLE_CELL, Record, ResultsStore
+from bench.store.results import (
+    CELL_FIELDS,
+    CONFIGURATION,
+    SEED_GROUP,
+    TABLE_CELL,
+    Record,
+    ResultsStore,
+)
+
+log = logging.getLogger(__name__)
 
 NOT_RUN = "not run"
 FAILED = "failed"
@@ -48,7 +58,8 @@ class ReportData:
     @classmethod
     def load(cls, results_dir: Path) -> ReportData:
         store = ResultsStore(Path(results_dir))
-        read = store.records()  # once: the table and the records come from the same read
+        # Once: the table and the records come from the same read.
+        read = one_record_per_cell(store.records())
         frame = store.load(read)
         records = {r.cell_id: r for r in read}
         # So it groups and sorts.
@@ -78,6 +89,20 @@ class ReportData:
         """Datasets the paper never used (a user's folders first, then e.g. synthetic)."""
         found = set(self.frame["dataset"]) - set(PAPER_DATASETS)
         return sorted(found, key=lambda d: (d != "folder", d))
+
+
+def one_record_per_cell(records: list[Record]) -> list[Record]:
+    """The records, one per cell (``CELL_FIELDS``): of a cell recorded twice (a copied file,
+    which ``bench.py verify`` names), the newest, said in one warning line."""
+    newest: dict[tuple, Record] = {}
+    for record in records:
+        key = tuple(str(getattr(record, name)) for name in CELL_FIELDS)
+        if key not in newest or record.finished_at > newest[key].finished_at:
+            newest[key] = record
+    if len(newest) < len(records):
+        log.warning("%d record(s) repeat a cell recorded elsewhere; the report shows the newest "
+                    "of each (bench.py verify names them)", len(records) - len(newest))
+    return list(newest.values())
 
 
 def with_seed_summary(frame: pd.DataFrame) -> pd.DataFrame:
