@@ -15,7 +15,7 @@ number of seeds, mean AUROC and 95 % CI half-width (fractions; NaN where none fi
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +54,7 @@ class ReportData:
     store: ResultsStore
     frame: pd.DataFrame  # the tidy table and each row's seed summary (see the module's doc)
     records: dict[str, Record]
+    checks: dict[str, dict[str, Any]] = field(default_factory=dict)  # data checks by fingerprint
 
     @classmethod
     def load(cls, results_dir: Path) -> ReportData:
@@ -64,7 +65,7 @@ class ReportData:
         records = {r.cell_id: r for r in read}
         # So it groups and sorts.
         frame["split_variant"] = frame["split_variant"].fillna(NO_SPLIT_VARIANT)
-        return cls(store, with_seed_summary(frame), records)
+        return cls(store, with_seed_summary(frame), records, store.checks())
 
     def rows(self, **equal: Any) -> pd.DataFrame:
         """Rows whose columns equal the given values (None matches a missing value)."""
