@@ -31,9 +31,17 @@ def run_checks(cells: list, store, *, backbone: str | None, device: str, progres
                cache_dir: Path | None, strict: bool) -> dict[str, dict[str, Any]]:
     """The cells' data checks (from the store when made before), their errors and warnings
     said in a few lines; with ``strict``, an error stops here (exit 2, before any cell)."""
+    from bench.errors import MissingWeightsError
+    from bench.features import shared_backbone
     from bench.run.datacheck import DEFAULT_BACKBONE, CheckOptions, data_checks
 
-    options = CheckOptions(backbone or DEFAULT_BACKBONE, device, progress)
+    backbone = backbone or DEFAULT_BACKBONE
+    try:
+        shared_backbone(backbone)
+    except MissingWeightsError as err:  # the cells that need it fail on their own, said there
+        click.echo(f"note: the data check embeds with {DEFAULT_BACKBONE}, as {err}", err=True)
+        backbone = DEFAULT_BACKBONE
+    options = CheckOptions(backbone, device, progress)
     checks, reused = data_checks(cells, store, options, cache_dir)
     unique = _unique(checks)
     flagged = [f for c in unique for f in c["findings"] if f["severity"] != "info"]
