@@ -179,6 +179,9 @@ def test_run_checks_first_says_the_shift_and_strict_stops_before_any_cell(clean,
     assert strict.exit_code == 2 and "Traceback" not in strict.output, strict.output
     assert "widget shift good" in strict.output.splitlines()[-1]
     assert not ResultsStore(store).record_paths()  # no cell ran
+    checked = invoke("check", "--suite", "folder", "--data-root", str(root), "--backbone",
+                     "random", "--results-dir", str(store), "--strict", "--no-progress")
+    assert checked.exit_code == 2 and "test normals are unlike" in checked.output
     ran = invoke(*run_args(root, store))
     assert ran.exit_code == 0, ran.output
     assert "1 error" in ran.output and "test normals are unlike the training normals" in ran.output

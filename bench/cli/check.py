@@ -54,12 +54,17 @@ def run_checks(cells: list, store, *, backbone: str | None, device: str, progres
         click.echo("  details: python bench.py check with the same options, or "
                    + ", ".join(str(store.check_path(c["fingerprint"])) for c in unique
                                if any(f["severity"] != "info" for f in c["findings"])))
-    errors = [f for f in flagged if f["severity"] == "error"]
-    if strict and errors:
-        raise BenchError(f"the data check found {_counts(errors)} "
-                         f"({', '.join(sorted({_where(f) for f in errors}))}); fix the data, "
-                         "or run without --strict to run the cells anyway.")
+    if strict:
+        stop_on_errors(flagged, "; fix the data, or run without --strict to run the cells anyway")
     return checks
+
+
+def stop_on_errors(findings: list[dict[str, Any]], advice: str = "") -> None:
+    """--strict: one line (exit 2) when any finding is an error."""
+    errors = [f for f in findings if f["severity"] == "error"]
+    if errors:
+        raise BenchError(f"the data check found {_counts(errors)} "
+                         f"({', '.join(sorted({_where(f) for f in errors}))}){advice}.")
 
 
 def _unique(checks: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
@@ -170,7 +175,5 @@ def check_command(suite_name: str, categories, seeds, backbone, data_root, split
         json_path.parent.mkdir(parents=True, exist_ok=True)
         json_path.write_text(json.dumps(findings_json(checks), indent=1))
         click.echo(f"wrote {len(everything)} findings to {json_path}")
-    if strict and any(f["severity"] == "error" for f in everything):
-        errors = [f for f in everything if f["severity"] == "error"]
-        raise BenchError(f"the data check found {_counts(errors)} "
-                         f"({', '.join(sorted({_where(f) for f in errors}))}).")
+    if strict:
+        stop_on_errors(everything)

@@ -116,8 +116,8 @@ def check_split(split: Split, data_root: Path, options: CheckOptions, image_cach
     embedded = images.embeddings([thumbs[i] for i in keep], options.backbone, options.device,
                                  options.progress)
     folder_of = np.array([folders[i] for i in keep])
-    test_folders = list(dict.fromkeys(sorted({f for f in folder_of if f != "train"},
-                                             key=lambda f: (f != NORMAL, f))))
+    test_folders = sorted({str(f) for f in folder_of if f != "train"},
+                          key=lambda f: (f != NORMAL, f))
     findings += _image_findings(category, [names[i] for i in keep], folder_of, kept_headers)
 
     entries = [duplicates.Entry(folders[i], names[i], samples[i].label,
