@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -117,7 +118,18 @@ def write_check(path: Path, check: dict[str, Any]) -> Path:
     why = check_problem(check)
     if why:
         raise ValueError(f"not a data check: {why}")
-    return write_text(path, json.dumps(check, indent=1, default=str))
+    return write_text(path, json.dumps(_finite(check), indent=1, default=str, allow_nan=False))
+
+
+def _finite(value: Any) -> Any:
+    """The value with every NaN or infinite number as null (JSON has neither)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
 
 
 def flagged(check: dict[str, Any], severities: tuple[str, ...] = ("error", "warning")

@@ -64,6 +64,7 @@ class Comparison:
                 if self.p_statistics[s] < ALPHA / len(STATISTICS) and abs(self.moves[s]) >= by}
 
     def values(self) -> dict:
+        # Stored as JSON: a move against a training set without spread (infinite) is null.
         return {"n": self.n, "mmd_p": self.p_embedding, "knn_auroc": self.knn_auroc,
                 "median_change": self.changes, "deviations": self.moves, "p": self.p_statistics}
 
