@@ -99,13 +99,14 @@ def check_text(check: dict[str, Any]) -> str:
 
 
 def split_table(check: dict[str, Any]) -> pd.DataFrame:
-    """A row per folder: images, modes, median size, median statistics, and for test folders
-    the embedding test against the training set."""
+    """A row per folder: images, modes and channels, median size, median statistics, and for
+    test folders the embedding test against the training set."""
     rows = []
     for row in check["splits"]:
         rows.append({
             "split": row["split"], "images": row["images"],
             "modes": ", ".join(f"{m} {n}" for m, n in row["modes"].items()),
+            "channels": ", ".join(row.get("channels", {})),
             "size (median)": (f"{row['width'][1]} x {row['height'][1]}" if row.get("width")
                               else None),
             "brightness": _number(row.get("brightness"), ".3f"),

@@ -196,6 +196,7 @@ def _rows(order: list[str], folders: np.ndarray, headers: Sequence[images.Header
         widths, heights = [h.width for h in picked], [h.height for h in picked]
         row = {"split": split, "images": int(chosen.sum()),
                "modes": dict(Counter(h.mode for h in picked)),
+               "channels": {str(c): n for c, n in sorted(Counter(h.channels for h in picked).items())},
                "width": [min(widths), int(np.median(widths)), max(widths)] if picked else [],
                "height": [min(heights), int(np.median(heights)), max(heights)] if picked else []}
         row.update({k: float(np.median(v[chosen])) if chosen.any() else None
@@ -210,8 +211,10 @@ def _counts(category: str, rows: list[dict[str, Any]]) -> Finding:
     """The info finding with the counts, modes and sizes (scripts read the JSON list alone)."""
     test = [r for r in rows if r["split"] != "train"]
     modes: Counter = Counter()
+    channels: Counter = Counter()
     for r in rows:
         modes.update(r["modes"])
+        channels.update(r["channels"])
     sized = [r for r in rows if r["width"]]
     size = (f"{min(r['width'][0] for r in sized)}-{max(r['width'][2] for r in sized)} x "
             f"{min(r['height'][0] for r in sized)}-{max(r['height'][2] for r in sized)} px"
@@ -219,5 +222,6 @@ def _counts(category: str, rows: list[dict[str, Any]]) -> Finding:
     return Finding(
         category, "counts", "info", None, [],
         f"train {rows[0]['images']}; test " + ", ".join(f"{r['split']} {r['images']}" for r in test)
-        + f"; modes {', '.join(f'{m} ({n})' for m, n in modes.most_common())}; sizes {size}",
+        + f"; modes {', '.join(f'{m} ({n})' for m, n in modes.most_common())}; channels "
+        + ", ".join(f"{c} ({n})" for c, n in sorted(channels.items())) + f"; sizes {size}",
         {"splits": {r["split"]: r["images"] for r in rows}})

@@ -43,7 +43,10 @@ class Header:
 
     @property
     def channels(self) -> int:
-        return len(Image.getmodebands(self.mode)) if self.mode in Image.MODES else 1
+        try:
+            return Image.getmodebands(self.mode)
+        except (KeyError, ValueError):  # a mode PIL opens but does not list
+            return 1
 
     @property
     def colour(self) -> bool:
