@@ -194,7 +194,7 @@ def test_run_checks_first_says_the_shift_and_strict_stops_before_any_cell(clean,
     assert report.exit_code == 0, report.output
     text = (tmp_path / "report" / "report.md").read_text()
     assert "## Data checks" in text and "⚠ error: shift" in text
-    assert "⚠ Data check: the data check flagged folder/widget: 1 error (shift)" in text
+    assert "⚠ Data check: folder/widget has 1 error (shift)" in text
 
 
 def test_check_command_writes_findings_as_json(clean, tmp_path):

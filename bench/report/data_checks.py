@@ -33,8 +33,8 @@ def data_flags(records: Iterable[Record], checks: dict[str, dict[str, Any]]) -> 
     for fingerprint in used:
         check = checks.get(fingerprint)
         if check is not None and flagged(check):
-            out.append(f"the data check flagged {check['dataset']}/{check['category']}: "
-                       f"{flag_text(check)} (see '{DATA_CHECKS_TITLE}')")
+            out.append(f"{check['dataset']}/{check['category']} has {flag_text(check)} "
+                       f"(see '{DATA_CHECKS_TITLE}')")
     return out
 
 

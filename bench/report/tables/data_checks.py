@@ -13,12 +13,13 @@ from bench.report.tables.base import Table
 CAPTION = (
     "What the data looked like before training (`bench.py check`, also the first step of "
     "`run`), for the splits behind the records: per folder its images, their modes and median "
-    "size, the median brightness, contrast (grey level and its deviation, 0-1) and sharpness "
-    "(variance of the Laplacian) of 128-pixel thumbnails, and for test folders an MMD "
-    "two-sample test of backbone embeddings against the training set (permutation p-value) "
-    "with its effect size, the 1-NN AUROC (0.5: drawn like the training normals). Test normals "
-    "unlike the training normals, and images in both the training and the test set, are "
-    "errors: every number on that data is in doubt. Defect folders are expected to differ."
+    "size, the median brightness (grey level, 0-1), contrast (its deviation over its mean) and "
+    "sharpness (the variance of the Laplacian over the image's variance) of 128-pixel "
+    "thumbnails, and for test folders an MMD two-sample test of backbone embeddings against "
+    "the training set (permutation p-value) with its effect size, the 1-NN AUROC (0.5: drawn "
+    "like the training normals). Test normals unlike the training normals, and images in both "
+    "the training and the test set, are errors: every number on that data is in doubt. Defect "
+    "folders are expected to differ."
 )
 NOTE_CHARS = 400
 
