@@ -195,6 +195,10 @@ def test_run_checks_first_says_the_shift_and_strict_stops_before_any_cell(clean,
     text = (tmp_path / "report" / "report.md").read_text()
     assert "## Data checks" in text and "⚠ error: shift" in text
     assert "⚠ Data check: folder/widget has 1 error (shift)" in text
+    # A stored check that is not one is skipped with a warning, never a traceback.
+    (ResultsStore(store).checks_dir / "k1-broken.json").write_text("{")
+    again = invoke("report", "--results-dir", str(store), "--out", str(tmp_path / "report"))
+    assert again.exit_code == 0 and "Traceback" not in again.output, again.output
 
 
 def test_check_command_writes_findings_as_json(clean, tmp_path):
