@@ -41,6 +41,8 @@ KINDS = {
     "unreadable": "an image that cannot be read",
 }
 FINDING_FIELDS = ("category", "kind", "severity", "split", "files", "detail")
+# A folder's row: its numbers, each a number or null.
+ROW_NUMBERS = ("brightness", "contrast", "sharpness", "size", "mmd_p", "knn_auroc")
 
 
 @dataclass
@@ -66,12 +68,14 @@ def check_problem(data: Any) -> str | None:
         return f"holds a {type(data).__name__}, not a data check"
     if data.get("format") != CHECK_FORMAT:
         return f"its format is {data.get('format')!r}, not {CHECK_FORMAT}"
-    for name in ("fingerprint", "dataset", "category"):
+    for name in ("fingerprint", "dataset", "category", "backbone"):
         if not isinstance(data.get(name), str):
             return f"the field {name!r} is missing or not text"
+    if not _number(data.get("seconds")):
+        return "the field 'seconds' is missing or not a number"
     if not isinstance(data.get("splits"), list) or not all(
-            isinstance(row, dict) and isinstance(row.get("split"), str) for row in data["splits"]):
-        return "its 'splits' are not a list of rows naming their folder"
+            _row_ok(row) for row in data["splits"]):
+        return "its 'splits' are not a list of rows (folder, images, modes, sizes, statistics)"
     findings = data.get("findings")
     if not isinstance(findings, list):
         return "its 'findings' are not a list"
@@ -80,6 +84,24 @@ def check_problem(data: Any) -> str | None:
         if why:
             return why
     return None
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _row_ok(row: Any) -> bool:
+    """A folder's row as the CLI and the report read it."""
+    if not (isinstance(row, dict) and isinstance(row.get("split"), str)
+            and _number(row.get("images"))):
+        return False
+    counts = [row.get("modes", {}), row.get("channels", {})]
+    if not all(isinstance(c, dict) and all(_number(n) for n in c.values()) for c in counts):
+        return False
+    sizes = [row.get("width", []), row.get("height", [])]
+    if not all(isinstance(s, list) and len(s) in (0, 3) and all(map(_number, s)) for s in sizes):
+        return False
+    return all(row.get(k) is None or _number(row[k]) for k in ROW_NUMBERS)
 
 
 def _finding_problem(finding: Any) -> str | None:

@@ -130,8 +130,9 @@ class UnreadableRecord(Exception):
 
 def load_record_data(path: Path) -> dict[str, Any]:
     """A record file's content, checked against ``Record``'s fields (every required field
-    there, each of its type) and, for an ``ok`` record, whole (``whole_problem``); raises ``UnreadableRecord`` saying why it is not a record, and
-    FileNotFoundError when there is no file."""
+    there, each of its type) and, for an ``ok`` record, whole (``whole_problem``); raises
+    ``UnreadableRecord`` saying why it is not a record, and FileNotFoundError when there is no
+    file."""
     try:
         data = json.loads(Path(path).read_text())
     except FileNotFoundError:
@@ -205,8 +206,10 @@ def whole_problem(data: dict[str, Any]) -> str | None:
         return None
     val = _scored_problem("validation", data.get("val_scores", []), data.get("val_labels", []),
                           data.get("val_auroc"), None)
-    if val or data.get("validation") is not None and data.get("val_auroc") is None:
-        return val or "it names a validation split but holds no validation AUROC"
+    if val:
+        return val
+    if data.get("validation") is not None and data.get("val_auroc") is None:
+        return "it names a validation split but holds no validation AUROC"
     if data.get("info", {}).get("test_evaluated") is False:  # model selection: no test set
         return None
     return _scored_problem("test", data.get("scores", []), data.get("labels", []),
