@@ -213,3 +213,23 @@ def test_check_command_writes_findings_as_json(clean, tmp_path):
     assert {f["kind"] for f in listed} == {"counts", "shift"}
     again = invoke(*args, "--strict")
     assert again.exit_code == 0 and "1 from the store" in again.output, again.output
+
+
+def test_a_stored_check_missing_or_retyping_a_field_is_refused_or_read_whole(clean, tmp_path):
+    from bench.cli.check import check_text
+    from bench.report.data import ReportData
+    from bench.report.tables.data_checks import data_checks_table
+    from bench.store.checks import check_problem
+
+    real = json.loads(json.dumps(check(clean.parent, tmp_path)))
+    variants = [{k: v for k, v in real.items() if k != key} for key in real]
+    variants += [{**real, key: 7 if not isinstance(real[key], int) else "x"} for key in real]
+    row = real["splits"][1]
+    variants += [{**real, "splits": [{**row, key: "x"}]} for key in row]
+    data = ReportData.load(tmp_path / "empty")
+    for variant in variants:
+        if check_problem(variant) is None:  # read: both readers take it whole
+            check_text(variant)
+            data.checks = {"k": variant}
+            data_checks_table(data)
+    assert check_problem(real) is None
