@@ -20,7 +20,8 @@ PROBLEMS = {
     "missing": "no mask",
     "unreadable": "a mask that cannot be read",
     "size": "a mask of another size than the image",
-    "not_binary": "a mask that is not binary (values besides 0 and one other)",
+    "not_binary": "a mask that is not binary (grey values besides 0 and one other; the pixel "
+                  "metrics count every pixel above 0 as defect)",
     "empty": "an empty mask (no defect pixel)",
     "normal_not_empty": "a non-empty mask for a defect-free image",
 }
