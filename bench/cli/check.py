@@ -24,7 +24,7 @@ from bench.cli.tables import text_table
 from bench.errors import BenchError
 
 SEVERITY_ORDER = {"error": 0, "warning": 1, "info": 2}
-LINE = 200  # characters of a finding's detail in run's summary
+LINE = 300  # characters of a finding's detail in run's summary
 
 
 def run_checks(cells: list, store, *, backbone: str | None, device: str, progress: bool,
@@ -113,7 +113,7 @@ def split_table(check: dict[str, Any]) -> pd.DataFrame:
             "contrast": _number(row.get("contrast"), ".3f"),
             "sharpness": _number(row.get("sharpness"), ".3g"),
             "MMD p": _number(row.get("mmd_p"), ".3f" if (row.get("mmd_p") or 0) >= 0.01 else ".1e"),
-            "1-NN AUROC": _number(row.get("knn_auroc"), ".2f"),
+            "classifier AUROC": _number(row.get("classifier_auroc"), ".2f"),
         })
     return pd.DataFrame(rows, dtype=object)
 

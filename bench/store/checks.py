@@ -42,7 +42,8 @@ KINDS = {
 }
 FINDING_FIELDS = ("category", "kind", "severity", "split", "files", "detail")
 # A folder's row: its numbers, each a number or null.
-ROW_NUMBERS = ("brightness", "contrast", "sharpness", "size", "mmd_p", "knn_auroc")
+ROW_NUMBERS = ("brightness", "contrast", "sharpness", "size", "mmd_p",
+               "classifier_auroc")
 
 
 @dataclass

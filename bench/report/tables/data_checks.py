@@ -16,8 +16,8 @@ CAPTION = (
     "size, the median brightness (grey level, 0-1), contrast (its deviation over its mean) and "
     "sharpness (the variance of the Laplacian over the image's variance) of 128-pixel "
     "thumbnails, and for test folders an MMD two-sample test of backbone embeddings against "
-    "the training set (permutation p-value) with its effect size, the 1-NN AUROC (0.5: drawn "
-    "like the training normals). Test normals unlike the training normals, and images in both "
+    "the training set (permutation p-value) with its effect size, the AUROC of a classifier "
+    "telling the folder from the training set (0.5: drawn like the training normals). Test normals unlike the training normals, and images in both "
     "the training and the test set, are errors: every number on that data is in doubt. Defect "
     "folders are expected to differ."
 )
@@ -44,12 +44,13 @@ def data_checks_table(data: ReportData) -> Table:
                 "width": (split.get("width") or [None, None])[1],
                 "height": (split.get("height") or [None, None])[1],
                 **{k: split.get(k) for k in ("brightness", "contrast", "sharpness", "mmd_p",
-                                             "knn_auroc")},
+                                             "classifier_auroc")},
                 "flagged": "; ".join(f"{f['severity']}: {f['kind']}" for f in findings),
                 "check": check["fingerprint"],
             })
     columns = ["dataset", "category", "split", "images", "modes", "width", "height",
-               "brightness", "contrast", "sharpness", "mmd_p", "knn_auroc", "flagged", "check"]
+               "brightness", "contrast", "sharpness", "mmd_p", "classifier_auroc", "flagged",
+               "check"]
     frame = pd.DataFrame(rows, columns=columns)
     display = pd.DataFrame({
         "data": [f"{d}/{c}" for d, c in zip(frame["dataset"], frame["category"])],
@@ -62,7 +63,7 @@ def data_checks_table(data: ReportData) -> Table:
         "sharpness": [_num(v, ".3g") for v in frame["sharpness"]],
         "MMD p": [_num(v, ".3f" if v is None or pd.isna(v) or v >= 0.01 else ".1e")
                   for v in frame["mmd_p"]],
-        "1-NN AUROC": [_num(v, ".2f") for v in frame["knn_auroc"]],
+        "classifier AUROC": [_num(v, ".2f") for v in frame["classifier_auroc"]],
         "flagged": [f"⚠ {t}" if t else "" for t in frame["flagged"]],
     })
     notes = [f"{c['dataset']}/{c['category']} ({c['fingerprint']}): {flag_text(c)}."

@@ -202,7 +202,8 @@ def _rows(order: list[str], folders: np.ndarray, headers: Sequence[images.Header
         row.update({k: float(np.median(v[chosen])) if chosen.any() else None
                     for k, v in statistics.items()})
         if split in by_split:
-            row.update(mmd_p=by_split[split].p_embedding, knn_auroc=by_split[split].knn_auroc)
+            row.update(mmd_p=by_split[split].p_embedding,
+                       classifier_auroc=by_split[split].classifier_auroc)
         rows.append(row)
     return rows
 
