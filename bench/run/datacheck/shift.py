@@ -18,9 +18,10 @@ normals 15 % darker, the darker images lay closer to the training set than it li
 
 Measured on MTD, whose training normals span six exposures: its test normals 15 % darker or
 brighter gave MMD p = 0.001 with a classifier AUROC of 0.58 and 0.49 and a brightness move of
-0.4 and 0.5 training deviations, a warning (a small shift inside the training set's range); on
-a folder lit alike throughout (the tests' synthetic widgets) the same change is hundreds of
-training deviations and an error.
+0.4 and 0.5 training deviations, a warning (a small shift inside the training set's range; 1-NN
+on the fast preset scored 77.9 % image AUROC unchanged, 82.2 % and 76.1 % with them); on a
+folder lit alike throughout (the tests' synthetic widgets) the same change is hundreds of
+training deviations and an error (there 1-NN scored 0 % with test normals 20 % darker).
 """
 
 from __future__ import annotations
