@@ -14,6 +14,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from cli_helpers import one_line_error
 from click.testing import CliRunner
 
 from bench.cli import cli
@@ -134,14 +135,40 @@ def test_results_to_a_tracking_server(tracked, server, monkeypatch, tmp_path):
 def test_a_tracker_that_fails_costs_a_warning_not_a_cell(synthetic_root, tmp_path,
                                                          monkeypatch, caplog):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{free_port()}")  # nobody there
-    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
-    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "5")
     result = run(synthetic_root, tmp_path / "store", "--track", "mlflow")
     warnings = [r.getMessage() for r in caplog.records if r.name == "bench.run.tracking"]
     assert len(warnings) == 1 and "results --to mlflow" in warnings[0], warnings
     assert "0 runs added" in result.output and "2 not logged" in result.output
     records = ResultsStore(tmp_path / "store").records()
     assert [r.status for r in records] == ["ok", "ok"]
+
+
+def test_a_tracking_uri_mlflow_refuses_or_cannot_write_is_one_line_before_any_cell(
+        synthetic_root, tmp_path, monkeypatch):
+    """A file store (the form most MLflow users have, refused by MLflow 3) and a database in a
+    folder that cannot be made: one line naming the fix, exit 2, no cell run, no traceback."""
+    monkeypatch.delenv("MLFLOW_ALLOW_FILE_STORE", raising=False)
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    store = tmp_path / "store"
+    for uri, fix in ((tmp_path.resolve().as_uri() + "/mlruns", "MLFLOW_ALLOW_FILE_STORE=true"),
+                     (f"sqlite:///{blocker}/mlflow.db", "a folder this user can write")):
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+        for args in (["run", *RUN, "--data-root", str(synthetic_root), "--results-dir",
+                      str(store), "--track", "mlflow"],
+                     ["results", "--results-dir", str(store), "--to", "mlflow"]):
+            line = one_line_error(CliRunner().invoke(cli, args))
+            assert uri in line and fix in line, line
+    assert "sqlite:///" in line and not ResultsStore(store).has_records()
+
+
+def test_an_unreachable_server_stops_results_to_mlflow_in_one_line(tmp_path, monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{free_port()}")
+    start = time.perf_counter()
+    line = one_line_error(CliRunner().invoke(cli, ["results", "--results-dir", str(tmp_path),
+                                                   "--to", "mlflow"]))
+    assert "cannot reach the MLflow server" in line and "start it" in line
+    assert time.perf_counter() - start < 30  # no minutes of retries
 
 
 def test_a_suite_tracking_table(synthetic_root, tmp_path, monkeypatch):

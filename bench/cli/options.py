@@ -231,6 +231,11 @@ def _output_options() -> list:
                      default=0.05, show_default=True,
                      help="With --save-models and --validation: the saved decision threshold "
                           "lets this share of held-out normal images through as anomalous."),
+        click.option("--check/--no-check", "check_data", default=True, show_default=True,
+                     help="Check the data first (bench.py check: copies, leakage, test images "
+                          "unlike the training normals, masks), stored per data fingerprint."),
+        click.option("--strict", is_flag=True,
+                     help="Stop before any cell (exit 2) when the data check finds an error."),
         click.option("--track", type=click.Choice(["mlflow", "none"]),
                      help="Also log every finished cell as a run of an experiment tracker "
                           "(mlflow: MLFLOW_TRACKING_URI, else <results-dir>/mlflow/); none "

@@ -107,7 +107,8 @@ def track(store, backend: str, experiment: str | None, wanted: dict) -> None:
     """``results --to``: the store's records (filtered as the table would be) as tracker runs."""
     from bench.run.tracking import TrackingOptions, make_tracker
 
-    tracker = make_tracker(store, TrackingOptions(backend=backend, experiment=experiment))
+    tracker = make_tracker(store, TrackingOptions(backend=backend, experiment=experiment),
+                           server_down_ok=False)
     records = store.records()
     keep = set(select(store.load(records), wanted)["cell_id"])
     try:

@@ -45,7 +45,8 @@ def with_options(suite, set_: tuple[str, ...], **fields):
 def execute(suite, *, methods, categories, seeds, preset, backbone, data_root, results_dir,
             cache_dir, device, split_variant, set_, progress, localize=False, shots=None,
             validation=None, save_models=False, threshold_fpr=0.05, track=None,
-            **executor) -> None:
+            check_data=True, strict=False, **executor) -> None:
+    from bench.cli.check import run_checks
     from bench.report.summary import with_paper
     from bench.run.executors import execute_cells
     from bench.run.runner import RunOptions
@@ -61,8 +62,11 @@ def execute(suite, *, methods, categories, seeds, preset, backbone, data_root, r
     cells = plan(suite, data_root=data_root)
     click.echo(f"suite {suite.name}: {len(cells)} cells, preset {suite.preset}, results in "
                f"{results_dir}, executor {settings.kind}")
+    checks = (run_checks(cells, store, backbone=suite.backbone, device=device, progress=progress,
+                         cache_dir=cache_dir, strict=strict) if check_data else {})
     run = RunOptions(device=device, progress=progress, localize=localize, cache_dir=cache_dir,
-                     save_models=save_models, threshold_fpr=threshold_fpr)
+                     save_models=save_models, threshold_fpr=threshold_fpr,
+                     data_checks={c: check["fingerprint"] for c, check in checks.items()})
     summary = execute_cells(cells, store, settings, run,
                             on_record=None if tracker is None else tracker.log_safely)
     if tracker is not None:  # cells recorded earlier, or by other executors' processes

@@ -14,6 +14,7 @@ number of seeds, mean AUROC and 95 % CI half-width (fractions; NaN where none fi
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,16 @@ from bench.data import DATASETS
 from bench.paper import PAPER_DATASETS as PAPER_DATASET_TITLES
 from bench.paper import method_label
 from bench.report.summary import seed_summary
-from bench.store.results import CONFIGURATION, SEED_GROUP, TABLE_CELL, Record, ResultsStore
+from bench.store.results import (
+    CELL_FIELDS,
+    CONFIGURATION,
+    SEED_GROUP,
+    TABLE_CELL,
+    Record,
+    ResultsStore,
+)
+
+log = logging.getLogger(__name__)
 
 NOT_RUN = "not run"
 FAILED = "failed"
@@ -48,11 +58,13 @@ class ReportData:
     # Method -> the label its newest record carries (info["method_label"], from the method's
     # registration); records older than labels have none.
     labels: dict[str, str] = field(default_factory=dict)
+    checks: dict[str, dict[str, Any]] = field(default_factory=dict)  # data checks by fingerprint
 
     @classmethod
     def load(cls, results_dir: Path) -> ReportData:
         store = ResultsStore(Path(results_dir))
-        read = store.records()  # once: the table and the records come from the same read
+        # Once: the table and the records come from the same read.
+        read = one_record_per_cell(store.records())
         frame = store.load(read)
         records = {r.cell_id: r for r in read}
         labels = {r.method: r.info["method_label"]
@@ -60,7 +72,7 @@ class ReportData:
                   if isinstance(r.info.get("method_label"), str)}
         # So it groups and sorts.
         frame["split_variant"] = frame["split_variant"].fillna(NO_SPLIT_VARIANT)
-        return cls(store, with_seed_summary(frame), records, labels)
+        return cls(store, with_seed_summary(frame), records, labels, store.checks())
 
     def label(self, method: str) -> str:
         """How tables and figures name ``method``: the label its records carry, else (records
@@ -90,6 +102,20 @@ class ReportData:
         """Datasets the paper never used (a user's folders first, then e.g. synthetic)."""
         found = set(self.frame["dataset"]) - set(PAPER_DATASETS)
         return sorted(found, key=lambda d: (d != "folder", d))
+
+
+def one_record_per_cell(records: list[Record]) -> list[Record]:
+    """The records, one per cell (``CELL_FIELDS``): of a cell recorded twice (a copied file,
+    which ``bench.py verify`` names), the newest, said in one warning line."""
+    newest: dict[tuple, Record] = {}
+    for record in records:
+        key = tuple(str(getattr(record, name)) for name in CELL_FIELDS)
+        if key not in newest or record.finished_at > newest[key].finished_at:
+            newest[key] = record
+    if len(newest) < len(records):
+        log.warning("%d record(s) repeat a cell recorded elsewhere; the report shows the newest "
+                    "of each (bench.py verify names them)", len(records) - len(newest))
+    return list(newest.values())
 
 
 def with_seed_summary(frame: pd.DataFrame) -> pd.DataFrame:

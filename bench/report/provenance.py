@@ -11,6 +11,7 @@ import pandas as pd
 
 from bench.config import REDUCED_PRESETS
 from bench.report.data import NO_SPLIT_VARIANT, PAPER_BACKBONE, ReportData, ok_rows
+from bench.report.data_checks import data_flags
 from bench.store.results import TABLE_CELL, Record
 
 MIN_SEEDS = 3  # Fig. 7 averages three random subsets; fewer seeds are flagged
@@ -30,6 +31,8 @@ class Provenance:
     split_variants: list[str] = field(default_factory=list)  # "<dataset> <variant>"
     # Values behind the rows that a test AUROC decided; None: some records predate the check.
     test_choices: list[str] | None = None
+    # What the data check flagged about the data behind the rows (bench.report.data_checks).
+    data_flags: list[str] = field(default_factory=list)
 
     def text(self) -> str:
         if not self.n_cells:
@@ -57,6 +60,10 @@ class Provenance:
         if not self.flags:
             return "Paper's configuration (no departures recorded)."
         return "Not the paper's configuration: " + "; ".join(self.flags) + "."
+
+    def data_text(self) -> str:
+        """What the data check flagged about the data behind it ("" when nothing)."""
+        return ("Data check: " + "; ".join(self.data_flags) + ".") if self.data_flags else ""
 
 
 def _short(value: Any) -> str:
@@ -158,5 +165,5 @@ def provenance(
                      if v != NO_SPLIT_VARIANT})
     return Provenance(
         presets, backbones, int(seeds.min()), int(seeds.max()), len(ok), flags, splits,
-        chosen,
+        chosen, data_flags(records, data.checks),
     )

@@ -41,6 +41,13 @@ def cell_split(cell: Cell) -> Split:
                   cell.split_variant)
 
 
+def full_split(cell: Cell) -> Split:
+    """The cell's split with its whole training set (what the data check reads, whatever the
+    cell's shots)."""
+    return _split(cell.dataset, cell.category, cell.data_root, None, cell.seed,
+                  cell.split_variant)
+
+
 def check_cells(cells: list[Cell], check_test: bool = True) -> dict[str, BenchError]:
     """What would make a cell fail before any training, by cell id: a corrupt image (named) or
     a backbone whose weights cannot be loaded. ``check_test=False``: the test images are not

@@ -63,6 +63,8 @@ class RunOptions:
     save_models: bool = False  # for predict / export
     threshold_fpr: float = DEFAULT_THRESHOLD_FPR  # the saved model's threshold
     stale_after: float = STALE_AFTER_S  # seconds of silence before another host's lease is stale
+    # Cell id -> the fingerprint of the data check its split passed (bench.run.datacheck).
+    data_checks: dict[str, str] = field(default_factory=dict)
 
     def but(self, **changes: Any) -> RunOptions:
         return replace(self, **changes)
@@ -279,6 +281,7 @@ def run_cells(cells: Iterable[Cell], store: ResultsStore, options: RunOptions | 
             record.data_fingerprint = fingerprint
             record.data_verified = matches_manifest(cell_split(cell), cell.data_root)
             record.job_id = job_id
+            record.data_check = options.data_checks.get(cell.cell_id)
             record.info["runner"] = describe(lease.holder)
             (summary.done if record.status == "ok" else summary.failed).append(record)
             store.write(record)  # a full disk here stops the run too (DiskFullError)

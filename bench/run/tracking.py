@@ -11,11 +11,14 @@ deleted), and a cell computed again (a new record) adds a new run.
 
 Where to: ``MLFLOW_TRACKING_URI`` when set (a lab's server), else a SQLite file and an artifact
 folder inside the results folder (``ResultsStore.tracking_dir``): nothing to start or serve.
-MLflow is an optional extra; without it, asking for tracking is a one-line error.
+MLflow is an optional extra; without it, asking for tracking is a one-line error, and so is a
+tracking URI MLflow refuses (a file store), cannot reach (a server that is down) or cannot write
+(a read-only folder): each said before any cell, with its fix.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import logging
@@ -165,26 +168,92 @@ def roc_figure(record: Record, path: Path) -> Path | None:
     return path
 
 
-class MlflowTracker:
-    """Logs records as MLflow runs (``log``), each once."""
+@contextlib.contextmanager
+def _one_try(timeout_s: int = 10):
+    """MLflow's HTTP requests without its retries (minutes of them against a server that is
+    not there) and with a short timeout: for the check before any cell."""
+    saved = {k: os.environ.get(k) for k in ("MLFLOW_HTTP_REQUEST_MAX_RETRIES",
+                                            "MLFLOW_HTTP_REQUEST_TIMEOUT")}
+    os.environ.update(MLFLOW_HTTP_REQUEST_MAX_RETRIES="0",
+                      MLFLOW_HTTP_REQUEST_TIMEOUT=str(timeout_s))
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
-    def __init__(self, store: ResultsStore, options: TrackingOptions | None = None):
+
+class ServerDown(Exception):
+    """The tracking server does not answer (``unusable`` says how to go on)."""
+
+
+def open_client(client_cls: Any, uri: str, store: ResultsStore, local: bool) -> Any:
+    """A client of the tracking store at ``uri`` that has answered once. Where MLflow refuses
+    the URI or cannot write there, a ``BenchError`` naming the fix (before any cell: nothing
+    could be logged); a server that does not answer, ``ServerDown``."""
+    try:
+        if local:
+            store.tracking_dir.mkdir(parents=True, exist_ok=True)
+        with _one_try():
+            client = client_cls(tracking_uri=uri)
+            client.search_experiments(max_results=1)
+        return client
+    except Exception as err:  # noqa: BLE001 - whatever MLflow raises, said in one line
+        if uri.startswith(("http://", "https://")) and "MLFLOW_ALLOW_FILE_STORE" not in str(err):
+            raise ServerDown(unusable(uri, err, store)) from None
+        raise BenchError(unusable(uri, err, store)) from None
+
+
+def unusable(uri: str, err: BaseException, store: ResultsStore) -> str:
+    """Why MLflow cannot be used at ``uri``, and the fix, in one sentence."""
+    text = " ".join(str(err).split())
+    why = text if len(text) <= 160 else text[:157] + "..."
+    if "MLFLOW_ALLOW_FILE_STORE" in text:  # MLflow 3's refusal of a file store
+        folder = Path(uri.removeprefix("file://") if uri.startswith("file://")
+                      else uri.removeprefix("file:"))
+        return (f"MLflow refuses the file store {uri} (its file store is in maintenance mode); "
+                f"set MLFLOW_TRACKING_URI=sqlite:///{folder.parent / 'mlflow.db'} (a database file), "
+                "or MLFLOW_ALLOW_FILE_STORE=true to keep the file store, or unset "
+                f"MLFLOW_TRACKING_URI to log into {default_uri(store)}.")
+    if uri.startswith(("http://", "https://")):
+        return (f"cannot reach the MLflow server at {uri} ({type(err).__name__}: {why}); start "
+                "it (or fix MLFLOW_TRACKING_URI) and log the records with bench.py results --to "
+                "mlflow: they are safe in the store.")
+    return (f"cannot log to MLflow at {uri} ({type(err).__name__}: {why}); point "
+            "MLFLOW_TRACKING_URI at a folder this user can write, e.g. "
+            "sqlite:///<a writable folder>/mlflow.db, or run without --track.")
+
+
+class MlflowTracker:
+    """Logs records as MLflow runs (``log``), each once. A server that does not answer when it
+    starts is one warning and no tracking (``server_down_ok``, for a run: the records are
+    logged later), or a ``BenchError`` (for ``results --to``, whose work is to log)."""
+
+    def __init__(self, store: ResultsStore, options: TrackingOptions | None = None,
+                 server_down_ok: bool = True):
         mlflow = require_mlflow()
         from mlflow.tracking import MlflowClient
 
         self.store, self.options = store, options or TrackingOptions()
         self.local = not (self.options.uri or os.environ.get("MLFLOW_TRACKING_URI"))
         self.uri = self.options.uri or os.environ.get("MLFLOW_TRACKING_URI") or default_uri(store)
-        if self.local:
-            store.tracking_dir.mkdir(parents=True, exist_ok=True)
-        self.client = MlflowClient(tracking_uri=self.uri)
         self._mlflow = mlflow
+        self.broken = False  # a failure was met (and said): the rest goes on without tracking
+        try:
+            self.client = open_client(MlflowClient, self.uri, store, self.local)
+        except ServerDown as down:
+            if not server_down_ok:
+                raise BenchError(str(down)) from None
+            log.warning("%s", down)  # the cells run; their records are logged later
+            self.client, self.broken = None, True
         self._experiments: dict[str, str] = {}  # name -> id
         self._logged: dict[str, set[str]] = {}  # experiment id -> record keys it holds
         self.added = self.present = 0
         self.unlogged: set[str] = set()  # record keys ``log_safely`` could not log
         self._mine: set[str] = set()  # record keys this tracker logged
-        self.broken = False  # a failure was met (and said) by ``log_safely``
 
     def experiment_name(self, record: Record) -> str:
         return self.options.experiment or record.info.get("suite") or record.dataset
@@ -292,9 +361,10 @@ class MlflowTracker:
         return text + (f"; {missed} not logged (see the warning)" if missed else "")
 
 
-def make_tracker(store: ResultsStore, options: TrackingOptions) -> MlflowTracker:
+def make_tracker(store: ResultsStore, options: TrackingOptions,
+                 server_down_ok: bool = True) -> MlflowTracker:
     """The tracker ``options.backend`` names (MLflow is the only one so far)."""
-    return MlflowTracker(store, options)
+    return MlflowTracker(store, options, server_down_ok)
 
 
 __all__ = ["BACKENDS", "MlflowTracker", "TrackingOptions", "make_tracker", "record_key",

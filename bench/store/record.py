@@ -7,11 +7,16 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import numpy as np
+
+from bench.metrics import image_auroc
 
 # The one definition of a cell's identity. A paper-table cell (what a table row x column
 # shows) is run under one or more configurations, each with one or more seeds. ``Cell.cell_id``
@@ -27,6 +32,10 @@ TABLE_COLUMNS = [
     "cell_id",
 ]
 
+
+STATUSES = ("ok", "failed")
+# An ok record's AUROC, recomputed from its very scores: equal but for float rounding.
+AUROC_TOLERANCE = 1e-9
 
 # The reasons a cell fails without stopping the grid; each failed record names one.
 FAILURES = {
@@ -101,6 +110,9 @@ class Record:
     data_fingerprint: str | None = None
     data_verified: bool | None = None
     job_id: str | None = None  # the SLURM job (``<job>_<array task>``) that ran the cell
+    # The fingerprint of the data check its split passed before the run (``bench.py check``;
+    # stored under ``ResultsStore.checks_dir``), None when the run did not check its data.
+    data_check: str | None = None
     info: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -118,8 +130,9 @@ class UnreadableRecord(Exception):
 
 def load_record_data(path: Path) -> dict[str, Any]:
     """A record file's content, checked against ``Record``'s fields (every required field
-    there, each of its type); raises ``UnreadableRecord`` saying why it is not a record, and
-    FileNotFoundError when there is no file."""
+    there, each of its type) and, for an ``ok`` record, whole (``whole_problem``); raises
+    ``UnreadableRecord`` saying why it is not a record, and FileNotFoundError when there is no
+    file."""
     try:
         data = json.loads(Path(path).read_text())
     except FileNotFoundError:
@@ -135,8 +148,8 @@ def load_record_data(path: Path) -> dict[str, Any]:
 
 
 def record_problem(data: Any) -> str | None:
-    """What keeps ``data`` from being a record (a missing field, a value of a wrong type), or
-    None."""
+    """What keeps ``data`` from being a record (a missing field, a value of a wrong type, an
+    ``ok`` record that is not whole: ``whole_problem``), or None."""
     if not isinstance(data, dict):
         return f"holds a {type(data).__name__}, not a record"
     for f in dataclasses.fields(Record):
@@ -145,26 +158,118 @@ def record_problem(data: Any) -> str | None:
                 return f"the field {f.name!r} is missing"
             continue
         if not _conforms(data[f.name], _HINTS[f.name]):
-            return f"the field {f.name!r} holds {type(data[f.name]).__name__}, not {_HINTS[f.name]}"
+            return f"the field {f.name!r} holds {_kind(data[f.name], _HINTS[f.name])}, not {_HINTS[f.name]}"
+    return info_problem(data.get("info", {})) or whole_problem(data)
+
+
+# What the report and the tracker read from a record's ``info``, by key: a record whose info
+# holds one of these in another shape is unreadable like one with a field of a wrong type.
+INFO_HINTS: dict[str, Any] = {
+    "method_family": str, "method_note": str, "suite": str, "root": str, "test_evaluated": bool,
+    "method_source": dict[str, Any], "loss_history": list[float | dict[str, float]],
+    "value_origins": list[dict[str, Any]], "localization": dict[str, Any],
+}
+# Keys each entry must hold: every value origin, and the localization scores of the maps and
+# of the two references (bench.run.pixel_metrics).
+INFO_KEYS = {"value_origins": ("field", "value", "decided_on"),
+             "localization": ("method", "constant", "mean_image")}
+PIXEL_METRICS = ("pixel_auroc", "pro")
+
+
+def info_problem(info: dict[str, Any]) -> str | None:
+    """What keeps a record's ``info`` from being read as the report and the tracker read it."""
+    for key, hint in INFO_HINTS.items():
+        if key in info and not _conforms(info[key], hint):
+            return f"its info[{key!r}] holds {_kind(info[key], hint)}, not {hint}"
+    for origin in info.get("value_origins", []):
+        if not all(k in origin for k in INFO_KEYS["value_origins"]):
+            return f"a value origin in its info lacks one of {', '.join(INFO_KEYS['value_origins'])}"
+    scores = info.get("localization", {})
+    for name in INFO_KEYS["localization"] if scores else ():
+        if not (isinstance(scores.get(name), dict) and all(
+                _conforms(scores[name].get(m), float) for m in PIXEL_METRICS)):
+            return f"its info['localization'] lacks the {name!r} scores ({', '.join(PIXEL_METRICS)})"
     return None
 
 
+def whole_problem(data: dict[str, Any]) -> str | None:
+    """Why a well-typed record is not a whole result, or None. A record is ``ok`` only when its
+    per-image scores, labels and test files are one list each of ``n_test`` entries and its
+    AUROC is the one those scores give (its validation scores alike; a model-selection record,
+    ``info["test_evaluated"]`` false, holds validation scores instead of test scores)."""
+    status = data["status"]
+    if status not in STATUSES:
+        return f"its status is {status!r}, neither 'ok' nor 'failed'"
+    if data.get("failure") is not None and data["failure"] not in FAILURES:
+        return f"its failure {data['failure']!r} is none of {', '.join(FAILURES)}"
+    if status != "ok":
+        return None
+    val = _scored_problem("validation", data.get("val_scores", []), data.get("val_labels", []),
+                          data.get("val_auroc"), None)
+    if val:
+        return val
+    if data.get("validation") is not None and data.get("val_auroc") is None:
+        return "it names a validation split but holds no validation AUROC"
+    if data.get("info", {}).get("test_evaluated") is False:  # model selection: no test set
+        return None
+    return _scored_problem("test", data.get("scores", []), data.get("labels", []),
+                           data.get("auroc"), (data.get("test_files", []), data.get("n_test", 0)))
+
+
+def _scored_problem(what: str, scores: list, labels: list, auroc: float | None,
+                    files: tuple[list, int] | None) -> str | None:
+    """Whether ``scores`` and ``labels`` (and for the test set its ``files`` and their count)
+    line up and give ``auroc``."""
+    if auroc is None and not scores and not labels and files is None:
+        return None  # no validation split
+    counts = [len(scores), len(labels)] + ([len(files[0]), files[1]] if files else [])
+    if len(set(counts)) != 1 or not counts[0]:
+        named = f"{len(scores)} {what} scores, {len(labels)} labels" + (
+            f" and {len(files[0])} test files for n_test {files[1]}" if files else "")
+        return f"it is marked ok but holds {named}: not a whole result"
+    if auroc is None:
+        return f"it is marked ok but holds no {what} AUROC"
+    if not set(labels) <= {0, 1}:
+        return f"its {what} labels are not all 0 or 1"
+    try:
+        again = image_auroc(np.array(labels), np.array(scores, dtype=np.float64))
+    except (ValueError, FloatingPointError) as err:
+        return f"its {what} AUROC cannot be recomputed from its scores ({err})"
+    if not math.isclose(again, auroc, rel_tol=0, abs_tol=AUROC_TOLERANCE):
+        return f"its stored {what} AUROC {auroc:.6f} is not the {again:.6f} its scores give"
+    return None
+
+
+def _kind(value: Any, hint: Any) -> str:
+    """What a value that does not conform is, in words (a list of the wrong elements too)."""
+    containers = {typing.get_origin(h) for h in (hint, *typing.get_args(hint))}
+    inner = type(value) in containers or (tuple in containers and isinstance(value, list))
+    return type(value).__name__ + (" with an element of another type" if inner else "")
+
+
 def _conforms(value: Any, hint: Any) -> bool:
-    """A shallow check of a JSON value against a type hint (containers by kind only)."""
-    origin = typing.get_origin(hint)
+    """A check of a JSON value against a type hint, down to the elements of lists, tuples and
+    dicts (a list of scores holds numbers; an (epoch, AUROC) pair is two numbers)."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
     if hint is Any:
         return True
     if origin in (typing.Union, types.UnionType):
-        return any(_conforms(value, h) for h in typing.get_args(hint))
+        return any(_conforms(value, h) for h in args)
     if hint is type(None):
         return value is None
     if hint is float:
         return isinstance(value, (int, float)) and not isinstance(value, bool)
     if hint is int:
         return isinstance(value, int) and not isinstance(value, bool)
-    if origin in (list, tuple):
-        return isinstance(value, list)
-    if origin is dict or hint is dict:
+    if origin is list:
+        return isinstance(value, list) and (not args or all(_conforms(v, args[0]) for v in value))
+    if origin is tuple:
+        return (isinstance(value, list) and len(value) == len(args)
+                and all(_conforms(v, h) for v, h in zip(value, args)))
+    if origin is dict:
+        return isinstance(value, dict) and (not args or all(
+            isinstance(k, str) and _conforms(v, args[1]) for k, v in value.items()))
+    if hint is dict:
         return isinstance(value, dict)
     return isinstance(value, hint) if isinstance(hint, type) else True
 

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from bench.store import checks as stored_checks
 from bench.store.atomic import atomic_path, set_aside, write_text
 from bench.store.leases import STALE_AFTER_S, Lease, describe, is_garbage
 from bench.store.leases import read as read_lease
@@ -64,6 +65,7 @@ class ResultsStore:
                                       other files), failed (an attempt since retried),
                                       unreadable (records and leases that cannot be read; run
                                       moves them there and redoes the cell)
+        checks/<fingerprint>.json     data checks (bench.store.checks), one per split checked
         selection/                    a store of its own for bench.py select's cells
         slurm/                        submitit's job files and task logs
         localize/                     Figure 8 panels (bench.py localize)
@@ -115,6 +117,25 @@ class ResultsStore:
     def tracking_dir(self) -> Path:
         """The embedded experiment tracker's database and artifacts (bench.run.tracking)."""
         return self.root / "mlflow"
+
+    @property
+    def checks_dir(self) -> Path:
+        return self.root / "checks"
+
+    def check_path(self, fingerprint: str) -> Path:
+        return self.checks_dir / f"{fingerprint}.json"
+
+    def read_check(self, fingerprint: str) -> dict[str, Any] | None:
+        """The data check stored under ``fingerprint``, or None (none, or unusable)."""
+        return stored_checks.read_check(self.check_path(fingerprint))
+
+    def write_check(self, check: dict[str, Any]) -> Path:
+        return stored_checks.write_check(self.check_path(check["fingerprint"]), check)
+
+    def checks(self) -> dict[str, dict[str, Any]]:
+        """Every usable data check, by fingerprint (an unusable file: one warning line)."""
+        found = (stored_checks.read_check(p) for p in sorted(self.checks_dir.glob("*.json")))
+        return {c["fingerprint"]: c for c in found if c is not None}
 
     def selection(self) -> ResultsStore:
         """The store ``bench.py select`` writes to, apart from the records the report reads."""

@@ -7,6 +7,7 @@ missing cell stays "not run". Tables on data the paper never used come first.
 from bench.report.data import ReportData
 from bench.report.tables.appendix import appendix
 from bench.report.tables.base import Table
+from bench.report.tables.data_checks import data_checks_table, data_checks_tables
 from bench.report.tables.localization import localization
 from bench.report.tables.multimodal import multimodal
 from bench.report.tables.other_data import other_data_table, other_data_tables
@@ -18,18 +19,20 @@ from bench.report.tables.today import today_table, today_tables
 
 
 def all_tables(data: ReportData) -> list[Table]:
-    """In the report's order: data the paper never used, Tables 1-3, multimodal, today's
-    methods beside their papers, DifferNet paired with the best other method, localization,
-    appendix."""
-    return [*other_data_tables(data), table1(data), table2(data), table3(data),
-            multimodal(data), *today_tables(data), paired_table(data), localization(data),
-            appendix(data)]
+    """In the report's order: data the paper never used, the data checks (when the store holds
+    any), Tables 1-3, multimodal, today's methods beside their papers, DifferNet paired with
+    the best other method, localization, appendix."""
+    return [*other_data_tables(data), *data_checks_tables(data), table1(data), table2(data),
+            table3(data), multimodal(data), *today_tables(data), paired_table(data),
+            localization(data), appendix(data)]
 
 
 __all__ = [
     "Table",
     "all_tables",
     "appendix",
+    "data_checks_table",
+    "data_checks_tables",
     "localization",
     "multimodal",
     "other_data_table",
