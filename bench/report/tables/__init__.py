@@ -15,15 +15,16 @@ from bench.report.tables.table1_mvtec import table1
 from bench.report.tables.table2_mtd import table2
 from bench.report.tables.table3_ablation import table3
 from bench.report.tables.today import today_table, today_tables
+from bench.report.tables.trust import trust_table
 
 
 def all_tables(data: ReportData) -> list[Table]:
     """In the report's order: data the paper never used, Tables 1-3, multimodal, today's
-    methods beside their papers, DifferNet paired with the best other method, localization,
-    appendix."""
+    methods beside their papers, DifferNet paired with the best other method, how far to trust
+    the validation (agreement studies), localization, appendix."""
     return [*other_data_tables(data), table1(data), table2(data), table3(data),
-            multimodal(data), *today_tables(data), paired_table(data), localization(data),
-            appendix(data)]
+            multimodal(data), *today_tables(data), paired_table(data), trust_table(data),
+            localization(data), appendix(data)]
 
 
 __all__ = [
@@ -40,4 +41,5 @@ __all__ = [
     "table3",
     "today_table",
     "today_tables",
+    "trust_table",
 ]
