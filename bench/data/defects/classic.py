@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from PIL import Image
 
 from bench.data.defects.base import Canvas, Range, Recipe, RecipeParams, coords, like
 from bench.data.defects.registry import register_recipe
@@ -49,6 +50,9 @@ class Patch(Recipe):
         aspect = rng.uniform(*self.params.aspect)
         ph = int(np.clip(round(np.sqrt(area * aspect)), 2, h - 1))
         pw = int(np.clip(round(np.sqrt(area / aspect)), 2, w - 1))
+        if donor.shape[:2] != (h, w):  # v1 resized the donor as uint8
+            donor = np.asarray(Image.fromarray(donor.astype(np.uint8)).resize((w, h), Image.BILINEAR),
+                               dtype=np.float32)
         donor = like(donor, image)
         sy, sx = rng.integers(0, h - ph + 1), rng.integers(0, w - pw + 1)
         ty, tx = rng.integers(0, h - ph + 1), rng.integers(0, w - pw + 1)
