@@ -140,3 +140,8 @@ def test_the_select_command_runs_from_the_command_line(synthetic_root, tmp_path)
     assert "chosen by validation AUROC" in result.output
     refused = CliRunner().invoke(cli, [*args, "--save-models"])
     assert refused.exit_code == 2 and "--save-models" in refused.output
+    grid = tmp_path / "grid.toml"  # or a grid file, as agreement takes it
+    grid.write_text('[[points]]\n[[points]]\nname = "one"\nn_test_transforms = 1\n')
+    from_file = [*args[:-3], "--grid-file", str(grid), "--no-progress"]
+    result = CliRunner().invoke(cli, from_file)
+    assert result.exit_code == 0 and "chosen by validation AUROC" in result.output, result.output

@@ -3,15 +3,14 @@
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from pathlib import Path
 
 import click
 
 from bench.cli.options import csv_list, select_options
-from bench.cli.run import check_overrides, with_options
-from bench.cli.select import parse_grid
+from bench.cli.run import with_options
+from bench.cli.select import check_points, parse_grid
 from bench.cli.tables import text_table
 from bench.errors import BenchError
 
@@ -63,8 +62,8 @@ def agreement_command(suite_name: str, grid: tuple[str, ...], grid_file: Path | 
     point and of a random pick. Records and the study go under <results-dir>/agreement/."""
     from bench.data.defects import parse_recipe
     from bench.data.defects.mixes import MIXES
-    from bench.run.agreement import agreement, load_grid_file, study_recipes
-    from bench.run.selection import grid_points
+    from bench.run.agreement import agreement, study_recipes
+    from bench.run.selection import grid_points, load_grid_file
     from bench.run.suites import load_suite
 
     if localize:
@@ -75,10 +74,8 @@ def agreement_command(suite_name: str, grid: tuple[str, ...], grid_file: Path | 
     suite, _ = with_options(load_suite(suite_name), set_, methods=methods,
                             categories=categories, seeds=seeds, preset=preset, backbone=backbone,
                             split_variant=split_variant, validation=validation)
-    points = load_grid_file(grid_file) if grid_file else grid_points(parse_grid(grid))
-    for point in points:
-        changes = {k: v for k, v in point.items() if k != "name"}
-        check_overrides(dataclasses.replace(suite, variants={"point": changes}), {})
+    points = check_points(suite, load_grid_file(grid_file) if grid_file
+                          else grid_points(parse_grid(grid)))
     recipes = recipes or study_recipes()
     for spec in recipes:
         if spec not in MIXES:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import click
 
@@ -24,17 +25,30 @@ def parse_grid(values: tuple[str, ...]) -> dict[str, list]:
     return grid
 
 
+def check_points(suite, points: list[dict]) -> list[dict]:
+    """Each point of a grid file names fields of the suite's methods, with values of their
+    types (checked before any cell)."""
+    for point in points:
+        changes = {k: v for k, v in point.items() if k != "name"}
+        check_overrides(dataclasses.replace(suite, variants={"point": changes}), {})
+    return points
+
+
 @click.command(name="select")
 @click.option("--suite", "suite_name", required=True, help="A suite name or a .toml path.")
-@click.option("--grid", multiple=True, required=True,
+@click.option("--grid", multiple=True,
               help="Values to compare: --grid field=v1,v2 (repeat for a product of fields).")
+@click.option("--grid-file", type=click.Path(path_type=Path, dir_okay=False, exists=True),
+              help="Or a TOML file with one [[points]] table per point (the fields it changes; "
+                   "an empty table: the preset as it is).")
 @select_options
-def select_command(suite_name: str, grid: tuple[str, ...], *, methods, categories, seeds,
+def select_command(suite_name: str, grid: tuple[str, ...], grid_file: Path | None, *, methods,
+                   categories, seeds,
                    preset, backbone, data_root, results_dir, cache_dir, device, split_variant, set_,
                    progress, localize, validation) -> None:
     """Pick config values by validation AUROC on synthetic defects of held-out training
     images; the test set is never scored. Writes what it saw under <results-dir>/selection/."""
-    from bench.run.selection import select
+    from bench.run.selection import load_grid_file, select
     from bench.run.suites import load_suite
 
     if localize or validation:
@@ -43,10 +57,16 @@ def select_command(suite_name: str, grid: tuple[str, ...], *, methods, categorie
     suite, _ = with_options(load_suite(suite_name), set_, methods=methods,
                             categories=categories, seeds=seeds, preset=preset, backbone=backbone,
                             split_variant=split_variant)
-    points = parse_grid(grid)
-    for name, values in points.items():
-        for value in values:
-            check_overrides(dataclasses.replace(suite, overrides={name: value}), {name: value})
+    if bool(grid) == bool(grid_file):
+        raise BenchError("select needs the grid: either --grid field=v1,v2 or --grid-file "
+                         "grid.toml (not both).")
+    if grid_file:
+        points = check_points(suite, load_grid_file(grid_file))
+    else:
+        points = parse_grid(grid)
+        for name, values in points.items():
+            for value in values:
+                check_overrides(dataclasses.replace(suite, overrides={name: value}), {name: value})
     result = select(suite, points, results_dir, data_root=data_root, cache_dir=cache_dir,
                     device=device, progress=progress)
     shown = result.table.drop(columns=["point"]).rename(

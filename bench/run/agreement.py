@@ -18,8 +18,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
-import re
-import tomllib
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +33,7 @@ from bench.errors import BenchError
 from bench.report.trust import BOOTSTRAP, Unit, point_table, study_figures
 from bench.run.cells import preflight
 from bench.run.runner import RunOptions, run_cells
+from bench.run.selection import point_name
 from bench.run.suites import Suite, plan
 from bench.store.results import Record, ResultsStore
 
@@ -44,37 +43,6 @@ def study_recipes() -> list[str]:
     not part of v1 (whose four are the v1 mix)."""
     legacy = {r for m in MIXES.values() if m.legacy for r in m.recipes}
     return [*MIXES, *(r for r in sorted(RECIPES) if r not in legacy)]
-
-
-def load_grid_file(path: Path) -> list[dict[str, Any]]:
-    """A grid file: one ``[[points]]`` table per point, naming the fields it changes (an empty
-    table: the preset as it is); ``name`` gives a point its name."""
-    try:
-        data = tomllib.loads(Path(path).read_text())
-    except (OSError, tomllib.TOMLDecodeError) as err:
-        raise BenchError(f"cannot read the grid file {path}: {err}; write one [[points]] table "
-                         "per grid point.") from None
-    points = data.get("points")
-    if not isinstance(points, list) or not points:
-        raise BenchError(f"the grid file {path} has no [[points]] tables; write one per grid "
-                         "point (an empty one for the preset as it is).")
-    return [dict(p) for p in points]
-
-
-def point_name(point: dict[str, Any]) -> str:
-    """A point's name, safe as part of a file name: ``name`` if given, else its changes
-    (``stages=2-3+patch_size=5``), ``preset`` for none.
-
-    >>> point_name({"stages": [2, 3], "coreset_fraction": 0.1})
-    'stages=2-3+coreset_fraction=0.1'
-    """
-    if "name" in point:
-        raw = str(point["name"])
-    else:
-        def shown(v: Any) -> str:
-            return "-".join(map(shown, v)) if isinstance(v, list | tuple) else f"{v}"
-        raw = "+".join(f"{k}={shown(v)}" for k, v in point.items()) or "preset"
-    return re.sub(r"[^A-Za-z0-9._=+-]", "_", raw)
 
 
 @dataclass
