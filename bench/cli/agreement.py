@@ -10,7 +10,7 @@ import click
 
 from bench.cli.options import csv_list, select_options
 from bench.cli.run import with_options
-from bench.cli.select import check_points, parse_grid
+from bench.cli.select import grid_of, grid_options
 from bench.cli.tables import text_table
 from bench.errors import BenchError
 
@@ -39,12 +39,7 @@ def figures_table(figures: list[dict]):
 
 
 @click.command(name="agreement")
-@click.option("--suite", "suite_name", required=True, help="A suite name or a .toml path.")
-@click.option("--grid", multiple=True,
-              help="Points as a product of values: --grid field=v1,v2 (repeatable).")
-@click.option("--grid-file", type=click.Path(path_type=Path, dir_okay=False, exists=True),
-              help="A TOML file with one [[points]] table per point (the fields it changes; an "
-                   "empty table: the preset as it is).")
+@grid_options
 @click.option("--recipes", callback=csv_list(),
               help="Defect recipes and mixes to score beside the default mix, comma-separated "
                    "(name or name/param=low:high; v1, v2 name mixes) [default: every mix and "
@@ -63,19 +58,16 @@ def agreement_command(suite_name: str, grid: tuple[str, ...], grid_file: Path | 
     from bench.data.defects import parse_recipe
     from bench.data.defects.mixes import MIXES
     from bench.run.agreement import agreement, study_recipes
-    from bench.run.selection import grid_points, load_grid_file
+    from bench.run.selection import grid_points
     from bench.run.suites import load_suite
 
     if localize:
         raise BenchError("agreement never localizes; drop --localize.")
-    if bool(grid) == bool(grid_file):
-        raise BenchError("agreement needs the grid: either --grid field=v1,v2 or --grid-file "
-                         "grid.toml (not both).")
     suite, _ = with_options(load_suite(suite_name), set_, methods=methods,
                             categories=categories, seeds=seeds, preset=preset, backbone=backbone,
                             split_variant=split_variant, validation=validation)
-    points = check_points(suite, load_grid_file(grid_file) if grid_file
-                          else grid_points(parse_grid(grid)))
+    points = grid_of(suite, grid, grid_file, "agreement")
+    points = grid_points(points) if isinstance(points, dict) else points
     recipes = recipes or study_recipes()
     for spec in recipes:
         if spec not in MIXES:
