@@ -42,8 +42,8 @@ def figures_table(figures: list[dict]):
 @grid_options
 @click.option("--recipes", callback=csv_list(),
               help="Defect recipes and mixes to score beside the default mix, comma-separated "
-                   "(name or name/param=low:high; v1, v2 name mixes) [default: every mix and "
-                   "every recipe not in v1].")
+                   "(name or name/param=low:high; v1, v2 name mixes; `list` shows them) "
+                   "[default: the other mixes].")
 @click.option("--bootstrap", type=click.IntRange(min=0), default=1000, show_default=True,
               help="Bootstrap resamples of the images for the intervals.")
 @select_options
