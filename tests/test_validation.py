@@ -10,7 +10,9 @@ import pytest
 from PIL import Image
 
 from bench.data import load_split
-from bench.data.validation import DEFECT_KINDS, synthetic_validation
+from bench.data.defects import parse_recipe
+from bench.data.defects.mixes import DEFAULT_MIX, MIXES
+from bench.data.validation import synthetic_validation, validation_value
 from bench.origins import value_origins
 from bench.report.provenance import values_chosen_on_test
 from bench.run.runner import RunOptions, run_cell
@@ -34,8 +36,11 @@ def opened(monkeypatch):
 
 
 def test_made_from_training_images_only(synthetic_root, tmp_path, opened):
+    """The default mix and every further recipe read training images only (held-out images
+    and donors), never a test file; each defect comes with a mask that covers what changed."""
     split = load_split("synthetic", "stripes", synthetic_root)
-    held = synthetic_validation(split.train, seed=3, folder=tmp_path)
+    recipes = ("v1", "cutpaste", "nsa", "perlin", "crack", "pit", "uneven", "cutpaste_scar")
+    held = synthetic_validation(split.train, seed=3, folder=tmp_path, recipes=recipes)
     train_paths = {str(s.path) for s in split.train}
     test_paths = {str(s.path) for s in split.test}
     assert opened and all(p in train_paths for p in opened)
@@ -45,10 +50,20 @@ def test_made_from_training_images_only(synthetic_root, tmp_path, opened):
     assert len(normals) == len(defects) == round(0.2 * len(split.train))
     assert {str(s.path) for s in normals}.isdisjoint({str(s.path) for s in held.train})
     assert len(held.train) + len(normals) == len(split.train)
-    assert {s.defect for s in defects} == set(DEFECT_KINDS)
-    for sample in defects:  # each defect has a mask covering the pixels it changed
-        mask = np.asarray(Image.open(sample.mask_path)) > 0
-        assert 0 < mask.mean() < 0.2
+    assert {s.defect for s in defects} == {parse_recipe(r).name
+                                            for r in MIXES[DEFAULT_MIX].recipes}
+    assert set(held.by_recipe) == set(recipes)
+    originals = {s.path.stem: s.path for s in normals}
+    for samples in held.by_recipe.values():
+        assert len(samples) == len(normals)
+        for sample in samples:  # each defect's mask covers the pixels it changed
+            mask = np.asarray(Image.open(sample.mask_path)) > 0
+            image = np.asarray(Image.open(sample.path).convert("L"), dtype=int)
+            original = np.asarray(Image.open(originals[sample.path.stem[5:]]).convert("L"),
+                                  dtype=int)
+            changed = image != original
+            assert changed.any() and not (changed & ~mask).any()
+            assert 0 < mask.mean() < 0.5
 
 
 def test_seeded(synthetic_root, tmp_path):
@@ -79,7 +94,8 @@ def test_a_run_with_validation_records_both_aurocs(synthetic_root, tmp_path):
                   preset="tiny", backbone="random", validation="synthetic")
     (cell,) = plan(suite, data_root=synthetic_root)
     record = run_cell(cell, RunOptions(cache_dir=tmp_path))
-    assert "val-synthetic" in cell.cell_id and record.validation == "synthetic"
+    assert f"val-{validation_value()}" in cell.cell_id and record.validation == validation_value()
+    assert record.info["validation"]["recipe"] == DEFAULT_MIX
     assert 0 <= record.val_auroc <= 1 and 0 <= record.auroc <= 1
     assert len(record.val_scores) == len(record.val_labels) == 2 * round(0.2 * 20)
     assert record.n_train == 20 - round(0.2 * 20)
@@ -124,3 +140,8 @@ def test_the_select_command_runs_from_the_command_line(synthetic_root, tmp_path)
     assert "chosen by validation AUROC" in result.output
     refused = CliRunner().invoke(cli, [*args, "--save-models"])
     assert refused.exit_code == 2 and "--save-models" in refused.output
+    grid = tmp_path / "grid.toml"  # or a grid file, as agreement takes it
+    grid.write_text('[[points]]\n[[points]]\nname = "one"\nn_test_transforms = 1\n')
+    from_file = [*args[:-3], "--grid-file", str(grid), "--no-progress"]
+    result = CliRunner().invoke(cli, from_file)
+    assert result.exit_code == 0 and "chosen by validation AUROC" in result.output, result.output

@@ -14,6 +14,7 @@ from pathlib import Path
 import click
 
 from bench import __version__
+from bench.cli.agreement import agreement_command
 from bench.cli.check import check_command
 from bench.cli.commands import download, list_, localize, report
 from bench.cli.compare import compare
@@ -74,7 +75,8 @@ def cli(verbose: bool) -> None:
     setup_logging(verbose)
 
 
-for command in (download, check_command, run, fewshot, ablation, select_command, results,
+for command in (download, check_command, run, fewshot, ablation, select_command, agreement_command,
+                results,
                 compare, list_, report, localize, predict, export, verify):
     cli.add_command(command)
 

@@ -105,6 +105,12 @@ def list_(fields_of: str | None) -> None:
         presets = ", ".join(spec.presets) + (f" ({', '.join(falls)})" if falls else "")
         click.echo(f"  {name:10s} presets: {presets}" + (f"  ({spec.note})" if spec.note else ""))
     click.echo(f"backbones: {', '.join(BACKBONES)}")
+    from bench.data.defects import RECIPES
+    from bench.data.defects.mixes import DEFAULT_MIX, MIXES
+
+    click.echo("defect recipes (--recipes; --validation synthetic uses the mix "
+               f"{DEFAULT_MIX}): " + ", ".join(sorted(RECIPES)) + "; mixes: "
+               + "; ".join(f"{m.name} = {' + '.join(m.recipes)}" for m in MIXES.values()))
     click.echo("datasets: " + ", ".join(
         name + (f" (split variants: {', '.join(spec.split_variants)})"
                 if spec.has_split_variants else "") for name, spec in DATASETS.items()))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import click
 
@@ -24,14 +25,51 @@ def parse_grid(values: tuple[str, ...]) -> dict[str, list]:
     return grid
 
 
+def check_points(suite, points: list[dict]) -> list[dict]:
+    """Each point of a grid file names fields of the suite's methods, with values of their
+    types (checked before any cell)."""
+    for point in points:
+        changes = {k: v for k, v in point.items() if k != "name"}
+        check_overrides(dataclasses.replace(suite, variants={"point": changes}), {})
+    return points
+
+
+def grid_options(func):
+    """A suite and its grid: --grid (a product of values) or --grid-file (points)."""
+    for option in reversed([
+        click.option("--suite", "suite_name", required=True, help="A suite name or a .toml path."),
+        click.option("--grid", multiple=True,
+                     help="Values to compare: --grid field=v1,v2 (repeat for a product of fields)."),
+        click.option("--grid-file", type=click.Path(path_type=Path, dir_okay=False, exists=True),
+                     help="Or a TOML file with one [[points]] table per point (the fields it "
+                          "changes; an empty table: the preset as it is)."),
+    ]):
+        func = option(func)
+    return func
+
+
+def grid_of(suite, grid: tuple[str, ...], grid_file: Path | None, command: str):
+    """The points of --grid-file (a list) or the values of --grid (field -> values), checked."""
+    from bench.run.selection import load_grid_file
+
+    if bool(grid) == bool(grid_file):
+        raise BenchError(f"{command} needs the grid: either --grid field=v1,v2 or --grid-file "
+                         "grid.toml (not both).")
+    if grid_file:
+        return check_points(suite, load_grid_file(grid_file))
+    values = parse_grid(grid)
+    for name, options in values.items():
+        for value in options:
+            check_overrides(dataclasses.replace(suite, overrides={name: value}), {name: value})
+    return values
+
+
 @click.command(name="select")
-@click.option("--suite", "suite_name", required=True, help="A suite name or a .toml path.")
-@click.option("--grid", multiple=True, required=True,
-              help="Values to compare: --grid field=v1,v2 (repeat for a product of fields).")
+@grid_options
 @select_options
-def select_command(suite_name: str, grid: tuple[str, ...], *, methods, categories, seeds,
-                   preset, backbone, data_root, results_dir, cache_dir, device, split_variant, set_,
-                   progress, localize, validation) -> None:
+def select_command(suite_name: str, grid: tuple[str, ...], grid_file: Path | None, *, methods,
+                   categories, seeds, preset, backbone, data_root, results_dir, cache_dir,
+                   device, split_variant, set_, progress, localize, validation) -> None:
     """Pick config values by validation AUROC on synthetic defects of held-out training
     images; the test set is never scored. Writes what it saw under <results-dir>/selection/."""
     from bench.run.selection import select
@@ -43,10 +81,7 @@ def select_command(suite_name: str, grid: tuple[str, ...], *, methods, categorie
     suite, _ = with_options(load_suite(suite_name), set_, methods=methods,
                             categories=categories, seeds=seeds, preset=preset, backbone=backbone,
                             split_variant=split_variant)
-    points = parse_grid(grid)
-    for name, values in points.items():
-        for value in values:
-            check_overrides(dataclasses.replace(suite, overrides={name: value}), {name: value})
+    points = grid_of(suite, grid, grid_file, "select")
     result = select(suite, points, results_dir, data_root=data_root, cache_dir=cache_dir,
                     device=device, progress=progress)
     shown = result.table.drop(columns=["point"]).rename(

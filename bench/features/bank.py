@@ -167,6 +167,11 @@ def cached_arrays(cache_dir: Path | None, key: str,
     return _cached(cache_dir, key, compute, many=True)
 
 
+def is_cached(cache_dir: Path | None, key: str, many: bool = False) -> bool:
+    """Whether ``cached`` (``cached_arrays``) would find an entry for ``key``."""
+    return cache_dir is not None and (Path(cache_dir) / f"{key}.{'npz' if many else 'npy'}").is_file()
+
+
 def _cached(cache_dir: Path | None, key: str, compute: Callable, many: bool):
     if cache_dir is None:
         return compute()

@@ -1,7 +1,9 @@
 """Spatial feature maps: the frozen backbone's maps at some stages, of untransformed images at
 one or more input sizes, computed in batches and cached on disk by what they depend on. What
 the patch-level methods (PatchCore, PaDiM, CS-Flow) read; the pooled pipeline's ``bank`` is the
-same idea for pooled features of transformed images.
+same idea for pooled features of transformed images. Each stage at each input size is a cache
+entry of its own (``cached_stage_maps``), so a grid over stages and the three methods together
+extract each image once per input recipe.
 
 An image is decoded once at ``decode_size`` (the shared ``ImageCache``), centre-cropped to
 ``crop`` if asked (the PatchCore/PaDiM protocol: resize to 256, crop 224), resized to each of
@@ -12,8 +14,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -21,7 +24,7 @@ import torchvision.transforms.v2.functional as TF
 
 from bench.data.base import Sample
 from bench.data.imagecache import RECIPE, ImageCache
-from bench.features.bank import decoded, stack_uint8
+from bench.features.bank import cached, decoded, is_cached, stack_uint8
 from bench.features.engines import Engine
 from bench.features.transforms import normalized_scales
 from bench.progress import progress as progress_bar
@@ -85,14 +88,43 @@ def extract_maps(engine: Engine, images: ImageCache, samples: Sequence[Sample],
     return out
 
 
-def maps_cache_key(engine: Engine, images: ImageCache, samples: Sequence[Sample],
-                   recipe: MapRecipe, stages: tuple[int, ...]) -> str:
-    """Everything the maps depend on: backbone, stages, engine and precision, the recipe and
-    the files' contents."""
+def stage_cache_key(engine: Engine, images: ImageCache, samples: Sequence[Sample],
+                    recipe: MapRecipe, size: int, stage: int) -> str:
+    """Everything one stage's maps at one input size depend on: backbone, stage, engine and
+    precision, how the image became the input, and the files' contents. Per stage (not per set
+    of stages), so a grid over stages, and methods reading other stages of the same input,
+    extract each image once."""
     blob = json.dumps({
-        "kind": "maps", "backbone": engine.backbone.name, "stages": list(stages),
+        "kind": "stage-maps", "backbone": engine.backbone.name, "stage": stage,
         "engine": engine.name, "precision": engine.precision, "image_recipe": RECIPE,
-        "decode_size": recipe.decode_size, "crop": recipe.crop, "sizes": list(recipe.sizes),
+        "decode_size": recipe.decode_size, "crop": recipe.crop, "size": size,
         "files": [images.key(s.path) for s in samples],
     }, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:24]
+
+
+def cached_stage_maps(engine_for: Callable[[tuple[int, ...]], Engine], images: ImageCache,
+                      samples: Sequence[Sample], recipe: MapRecipe, stages: tuple[int, ...],
+                      cache_dir: Path | None, batch_size: int = 16, progress: bool = False,
+                      desc: str = "feature maps") -> list[list[np.ndarray]]:
+    """``out[i][j]``: the maps at ``recipe.sizes[i]`` of ``stages[j]``, each stage at each size
+    a cache entry of its own; only the stages not cached are extracted (``engine_for(stages)``
+    gives an engine for those), in one pass over the images."""
+    keyer = engine_for(stages)  # backbone, engine and precision are the same for any stages
+    out = []
+    for size in recipe.sizes:
+        single = MapRecipe(recipe.decode_size, recipe.crop, (size,))
+        keys = {s: stage_cache_key(keyer, images, samples, recipe, size, s) for s in stages}
+        todo = [s for s in stages if not is_cached(cache_dir, keys[s])]
+        pending: dict[int, np.ndarray] = {}
+
+        def compute(stage: int, single=single, todo=todo, pending=pending) -> np.ndarray:
+            if stage not in pending:  # the first missing stage extracts every missing one
+                wanted = tuple(sorted({*todo, stage} - set(pending)))
+                (maps,) = extract_maps(engine_for(wanted), images, samples, single, batch_size,
+                                       progress, desc)
+                pending.update(zip(wanted, maps))
+            return pending.pop(stage)
+
+        out.append([cached(cache_dir, keys[s], lambda s=s: compute(s)) for s in stages])
+    return out

@@ -19,9 +19,9 @@ import torch.nn.functional as F
 from bench.config import SpatialConfig
 from bench.data.base import Sample
 from bench.features.backbones import shared_backbone
-from bench.features.bank import cached_arrays
 from bench.features.base import BackboneDetector, gaussian_smooth
-from bench.features.maps import MapRecipe, extract_maps, maps_cache_key
+from bench.features.engines import Engine, shared_engine
+from bench.features.maps import MapRecipe, cached_stage_maps
 
 
 class SpatialDetector(BackboneDetector):
@@ -51,18 +51,17 @@ class SpatialDetector(BackboneDetector):
     def feature_maps(self, samples: Sequence[Sample], desc: str,
                      sizes: tuple[int, ...] | None = None) -> list[list[np.ndarray]]:
         """``out[i][j]``: maps (N, C, h, w) at input size ``sizes[i]`` of stage ``stages()[j]``,
-        from the on-disk cache when there."""
-        engine, images, caches, recipe = self._engine(), self.images(), self.context.caches, \
-            self.recipe(sizes)
-        key = maps_cache_key(engine, images, samples, recipe, self.stages())
-        per_stage = len(self.stages())
-        flat = cached_arrays(
-            None if caches is None else caches.features, key,
-            lambda: [m for per_size in extract_maps(engine, images, samples, recipe,
-                                                    self.config.extract_batch_size,
-                                                    self.context.progress, desc)
-                     for m in per_size])
-        return [flat[i:i + per_stage] for i in range(0, len(flat), per_stage)]
+        each stage from the on-disk cache when there (``maps.cached_stage_maps``)."""
+        cfg, caches = self.config, self.context.caches
+        self._engine()  # what ran, for the record
+
+        def engine_for(stages: tuple[int, ...]) -> Engine:
+            return shared_engine(cfg.backbone, None, cfg.extractor_engine, self.context.device,
+                                 cfg.extractor_precision, maps=stages)
+
+        return cached_stage_maps(engine_for, self.images(), samples, self.recipe(sizes),
+                                 self.stages(), None if caches is None else caches.features,
+                                 cfg.extract_batch_size, self.context.progress, desc)
 
     # -- maps over the whole image --------------------------------------------------------------
     def full_image_maps(self, grid: torch.Tensor, sigma: float) -> np.ndarray:

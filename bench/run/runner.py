@@ -29,7 +29,7 @@ import torch
 from bench.config import REDUCED_PRESETS, config_hash, config_to_dict
 from bench.data.content import content_keys
 from bench.data.fingerprint import matches_manifest
-from bench.data.validation import synthetic_validation
+from bench.data.validation import ValidationSplit, synthetic_validation, validation_mix
 from bench.deploy.models import DEFAULT_THRESHOLD_FPR, can_save, save_model
 from bench.errors import BenchError, CorruptImageError, MissingWeightsError
 from bench.methods import build_detector, get_method
@@ -65,6 +65,9 @@ class RunOptions:
     stale_after: float = STALE_AFTER_S  # seconds of silence before another host's lease is stale
     # Cell id -> the fingerprint of the data check its split passed (bench.run.datacheck).
     data_checks: dict[str, str] = field(default_factory=dict)
+    # With a validation split: further defect recipes (or mixes) to score beside the default
+    # mix, each on its own copies of the held-out images (bench.py agreement).
+    recipes: tuple[str, ...] = ()
 
     def but(self, **changes: Any) -> RunOptions:
         return replace(self, **changes)
@@ -147,10 +150,11 @@ def run_cell(cell: Cell, options: RunOptions | None = None,
     record.device = device_name(device)
     split = cell_split(cell)
     labels = np.array([s.label for s in split.test])
-    train, validation = split.train, None
-    if cell.validation == "synthetic":
+    train, validation, held = split.train, None, None
+    if cell.validation:
         caches = CacheLayout(Path(cache_dir) if cache_dir else Path(tempfile.mkdtemp()))
-        held = synthetic_validation(split.train, cell.seed, caches.validation)
+        held = synthetic_validation(split.train, cell.seed, caches.validation,
+                                    mix=validation_mix(cell.validation), recipes=options.recipes)
         train, validation = held.train, held.validation
         record.info["validation"] = held.meta
 
@@ -174,6 +178,8 @@ def run_cell(cell: Cell, options: RunOptions | None = None,
         record.val_labels = [s.label for s in validation]
         record.val_scores = val_scores.tolist()
         record.val_auroc = image_auroc(np.array(record.val_labels), val_scores)
+        if held.by_recipe:
+            record.info.update(recipe_scores(detector, held, val_scores))
         record.info["validation_s"] = time.perf_counter() - start
     record.train_files = [s.path.name for s in train]
     record.n_train = len(train)
@@ -225,6 +231,22 @@ def run_cell(cell: Cell, options: RunOptions | None = None,
     if checkpoint is not None:
         discard_checkpoint(checkpoint)  # the record now holds the result
     return record
+
+
+def recipe_scores(detector: Any, held: ValidationSplit, val_scores: np.ndarray) -> dict:
+    """Each further recipe's validation AUROC (its defective copies against the held-out
+    normals already scored) and its scores: the defective images of all recipes scored in
+    one call, each image once."""
+    normals = val_scores[:len(held.normals)]
+    unique = list({s.path: s for samples in held.by_recipe.values() for s in samples}.values())
+    scored = dict(zip((s.path for s in unique),
+                      np.asarray(detector.score(unique), dtype=np.float64).tolist()))
+    labels = np.r_[np.zeros(len(normals)), np.ones(len(held.normals))]
+    aurocs, scores = {}, {}
+    for spec, samples in held.by_recipe.items():
+        scores[spec] = [scored[s.path] for s in samples]
+        aurocs[spec] = image_auroc(labels, np.r_[normals, scores[spec]])
+    return {"val_aurocs": aurocs, "val_recipe_scores": scores}
 
 
 @dataclass

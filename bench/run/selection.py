@@ -13,6 +13,8 @@ import dataclasses
 import datetime as dt
 import itertools
 import json
+import re
+import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,17 +45,50 @@ def grid_points(grid: dict[str, list[Any]]) -> list[dict[str, Any]]:
     return [dict(zip(names, values)) for values in itertools.product(*grid.values())]
 
 
+def load_grid_file(path: Path) -> list[dict[str, Any]]:
+    """A grid file: one ``[[points]]`` table per point, naming the fields it changes (an empty
+    table: the preset as it is); ``name`` gives a point its name."""
+    try:
+        data = tomllib.loads(Path(path).read_text())
+    except (OSError, tomllib.TOMLDecodeError) as err:
+        raise BenchError(f"cannot read the grid file {path}: {err}; write one [[points]] table "
+                         "per grid point.") from None
+    points = data.get("points")
+    if not isinstance(points, list) or not points:
+        raise BenchError(f"the grid file {path} has no [[points]] tables; write one per grid "
+                         "point (an empty one for the preset as it is).")
+    return [dict(p) for p in points]
+
+
 def point_name(point: dict[str, Any]) -> str:
-    return "+".join(f"{k}={v}" for k, v in point.items())
+    """A point's name, safe as part of a file name: ``name`` if given, else its changes
+    (``stages=2-3+patch_size=5``), ``preset`` for none.
+
+    >>> point_name({"stages": [2, 3], "coreset_fraction": 0.1})
+    'stages=2-3+coreset_fraction=0.1'
+    """
+    if "name" in point:
+        raw = str(point["name"])
+    else:
+        def shown(v: Any) -> str:
+            return "-".join(map(shown, v)) if isinstance(v, list | tuple) else f"{v}"
+        raw = "+".join(f"{k}={shown(v)}" for k, v in point.items()) or "preset"
+    return re.sub(r"[^A-Za-z0-9._=+-]", "_", raw)
 
 
-def select(suite: Suite, grid: dict[str, list[Any]], results_dir: Path, *,
-           data_root: Path | None = None, cache_dir: Path | None = None, device: str = "cpu",
+def select(suite: Suite, grid: dict[str, list[Any]] | list[dict[str, Any]], results_dir: Path,
+           *, data_root: Path | None = None, cache_dir: Path | None = None, device: str = "cpu",
            progress: bool = False) -> Selection:
-    """Run the grid with the synthetic validation split; pick the point of best mean
-    validation AUROC (over categories and seeds; the first one given wins a tie)."""
-    points = grid_points(grid)
-    variants = {point_name(p): p for p in points}
+    """Run the grid (``field -> values``, or a list of points as a grid file gives them) with
+    the synthetic validation split; pick the point of best mean validation AUROC (over
+    categories and seeds; the first one given wins a tie)."""
+    points = grid_points(grid) if isinstance(grid, dict) else [
+        {k: v for k, v in p.items() if k != "name"} for p in grid]
+    names = [point_name(p) for p in grid] if isinstance(grid, list) else list(map(point_name, points))
+    if len(set(names)) != len(names):
+        raise BenchError("two grid points have the same name; give them distinct `name`s.")
+    variants = dict(zip(names, points))
+    fields = list(dict.fromkeys(k for p in points for k in p))
     suite = dataclasses.replace(suite, variants=variants, validation="synthetic")
     cells = plan(suite, data_root=data_root)
     preflight(cells, check_test=False)
@@ -76,17 +111,17 @@ def select(suite: Suite, grid: dict[str, list[Any]], results_dir: Path, *,
     per_cell = pd.DataFrame(rows)
     table = (per_cell.groupby("point", sort=False)["val_auroc"]
              .agg(cells="count", mean="mean", std="std").reset_index())
-    for name in grid:
+    for name in fields:
         table.insert(table.columns.get_loc("cells"), name,
-                     [dict(zip(variants, points))[p][name] for p in table["point"]])
+                     [variants[p].get(name, "-") for p in table["point"]])
     best = table.loc[table["mean"].idxmax(), "point"]
-    chosen = dict(zip(variants, points))[best]
+    chosen = variants[best]
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S")
     out = store.root / f"{suite.name}-{stamp}"
     per_cell.to_csv(out.with_suffix(".csv"), index=False)
     out.with_suffix(".json").write_text(json.dumps({
         "suite": suite.name, "dataset": suite.dataset, "methods": suite.methods,
-        "preset": suite.preset, "grid": grid, "chosen": chosen,
+        "preset": suite.preset, "grid": grid, "points": variants, "chosen": chosen,
         "criterion": "mean validation AUROC (synthetic defects on held-out training normals)",
         "test_set_scored": False, "table": table.to_dict(orient="records"),
     }, indent=1, default=str))

@@ -17,6 +17,7 @@ from typing import Any
 from bench.config import applied_preset, config_hash, differences_from_paper, resolve_config
 from bench.data import dataset_categories, ensure_dataset, get_spec
 from bench.data.folder import is_category_dir
+from bench.data.validation import resolve_validation
 from bench.errors import BenchError
 from bench.methods import expand_methods, get_method
 
@@ -40,8 +41,10 @@ class Suite:
     # One of the dataset's split variants (bench.data.base.DatasetSpec.split_variants; MTD:
     # authors, random); None: its default. Suite files written before may say mtd_split.
     split_variant: str | None = None
-    # "synthetic": hold out training normals and pair them with synthetic defects, so each cell
-    # also reports a validation AUROC (bench/data/validation.py); None: no validation split.
+    # "synthetic": hold out training normals and pair them with synthetic defects of the default
+    # recipe mix, so each cell also reports a validation AUROC (bench/data/validation.py);
+    # "synthetic-<mix>" names a mix (v1, v2); None: no validation split. Cells carry the mix's
+    # version (``validation_value``: "synthetic" for v1, "synthetic-v2" after).
     validation: str | None = None
     # Config fields set for every method that has them; a table named after a method
     # (``[overrides.differnet]``) sets fields of that method only.
@@ -165,14 +168,9 @@ def _categories_on_disk(dataset: str, root: Path) -> list[str] | None:
     return present or None
 
 
-VALIDATIONS = ("synthetic",)
-
-
 def plan(suite: Suite, *, data_root: Path | None = None) -> list[Cell]:
     """Expand a suite into cells (datasets are fetched first if they are missing)."""
-    if suite.validation not in (None, *VALIDATIONS):
-        raise BenchError(f"unknown validation {suite.validation!r}; choose "
-                         f"{', '.join(VALIDATIONS)} or leave it out.")
+    validation = resolve_validation(suite.validation)  # synthetic: the default recipe mix
     root = Path(data_root or suite.data_root)
     split_variant = get_spec(suite.dataset).split_variant(suite.split_variant)  # checked early
     categories = suite.categories or _categories_on_disk(suite.dataset, root)
@@ -208,7 +206,7 @@ def plan(suite: Suite, *, data_root: Path | None = None) -> list[Cell]:
                     for seed in suite.seeds:
                         cells.append(Cell(suite.dataset, category, method, seed, shots,
                                           suite.preset, backbone, config, root, split_variant,
-                                          variant, suite.validation, departures, preset_applied,
+                                          variant, validation, departures, preset_applied,
                                           suite.name))
     return cells
 

@@ -67,6 +67,9 @@ class ResultsStore:
                                       moves them there and redoes the cell)
         checks/<fingerprint>.json     data checks (bench.store.checks), one per split checked
         selection/                    a store of its own for bench.py select's cells
+        agreement/                    a store of its own for bench.py agreement's cells, and
+                                      its studies/ (one JSON per study; the report's "How far
+                                      to trust the validation" table)
         slurm/                        submitit's job files and task logs
         localize/                     Figure 8 panels (bench.py localize)
         .cache/                       caches (CacheLayout) and checkpoints/ of running cells
@@ -140,6 +143,17 @@ class ResultsStore:
     def selection(self) -> ResultsStore:
         """The store ``bench.py select`` writes to, apart from the records the report reads."""
         return ResultsStore(self.root / "selection")
+
+    def agreement(self) -> ResultsStore:
+        """The study place of ``bench.py agreement``: its records (validation and test scores
+        of every grid point) and ``studies/`` (one JSON per study), never read by the main
+        tables."""
+        return ResultsStore(self.root / "agreement")
+
+    @property
+    def studies_dir(self) -> Path:
+        """An agreement store's study summaries (``<results-dir>/agreement/studies/``)."""
+        return self.root / "studies"
 
     def superseded_path(self, cell: Any, why: str) -> Path:
         return self.root / "superseded" / why / self.path(cell).relative_to(self.records_dir)

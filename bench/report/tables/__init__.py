@@ -16,14 +16,17 @@ from bench.report.tables.table1_mvtec import table1
 from bench.report.tables.table2_mtd import table2
 from bench.report.tables.table3_ablation import table3
 from bench.report.tables.today import today_table, today_tables
+from bench.report.tables.trust import trust_table
 
 
 def all_tables(data: ReportData) -> list[Table]:
     """In the report's order: data the paper never used, the data checks (when the store holds
     any), Tables 1-3, multimodal, today's methods beside their papers, DifferNet paired with
-    the best other method, localization, appendix."""
+    the best other method, how far to trust the validation (agreement studies), localization,
+    appendix."""
     return [*other_data_tables(data), *data_checks_tables(data), table1(data), table2(data),
             table3(data), multimodal(data), *today_tables(data), paired_table(data),
+            trust_table(data),
             localization(data), appendix(data)]
 
 
@@ -43,4 +46,5 @@ __all__ = [
     "table3",
     "today_table",
     "today_tables",
+    "trust_table",
 ]
