@@ -174,3 +174,56 @@ def test_openvino_runs_bf16_where_the_cpu_has_it():
     half = build_engine(backbone, "openvino", "cpu", "bf16")([x])
     rel = np.abs(full - half).max() / np.abs(full).max()
     assert 0 < rel < 0.05  # reduced precision: close, and not the fp32 numbers
+
+
+class SlowMeans:
+    """A stand-in engine: each scale's mean per image, a little slowly, so the producer fills
+    every buffer set ahead of it and must wait for the engine to free one."""
+
+    class backbone:  # noqa: N801 - the attribute ``extract`` reads
+        channels = 1
+
+    def __call__(self, scaled):
+        import time
+
+        time.sleep(0.005)
+        return np.stack([x.mean(dim=(1, 2, 3)).numpy() for x in scaled], axis=1)
+
+
+def test_reused_input_buffers_never_change_a_batch_the_engine_has_not_run(synthetic_root,
+                                                                          monkeypatch):
+    """With more batches than buffer sets (and a thread count for the producer), every
+    transformed image's inputs are what ``prepare_batch`` gives it alone, and the main
+    thread keeps its torch threads."""
+    import bench.features.bank as bank
+    from bench.features.transforms import draw_transforms, prepare_batch
+
+    monkeypatch.setattr(bank, "PRODUCER_THREADS", 1)
+    config = FeatureConfig(image_size=32, scales=(32, 16), photometric=True,
+                           extract_batch_size=2)
+    samples = load_split("synthetic", "blobs", synthetic_root).train[:5]
+    params = draw_transforms(config, 15, np.random.default_rng(2)).reshape(5, 3, 3)
+    images = ImageCache(None)
+    threads = torch.get_num_threads()
+    features = extract(SlowMeans(), images, samples, params, config)  # 8 batches, 4 sets
+    assert torch.get_num_threads() == threads
+    for i, sample in enumerate(samples):
+        image = torch.from_numpy(images.load_compact(sample.path, 32))[None]
+        for j in range(3):
+            alone = prepare_batch(image, params[i, j:j + 1], config, (32, 16))
+            expected = [float(x.mean()) for x in alone]
+            np.testing.assert_allclose(features[i, j], expected, rtol=1e-6)
+
+
+def test_normalised_scales_into_buffers_equal_new_ones():
+    from bench.features.transforms import normalized_scales
+
+    images = torch.rand(3, 1, 32, 32)
+    buffers = [torch.full((5, 3, s, s), float("nan")) for s in (32, 16)]
+    fresh = normalized_scales(images, (32, 16))
+    into = normalized_scales(images, (32, 16), out=buffers)
+    for a, b, buffer in zip(fresh, into, buffers):
+        assert b.shape == (3, 3, *a.shape[-2:]) and b.data_ptr() == buffer.data_ptr()
+        assert torch.equal(a, b)
+    expected = normalize(images.expand(-1, 3, -1, -1))  # torchvision's normalisation
+    torch.testing.assert_close(fresh[0], expected, atol=1e-6, rtol=0)

@@ -41,6 +41,9 @@ ENGINES: tuple[str, ...] = typing.get_args(EngineName)  # the config field's cho
 PRECISIONS: tuple[str, ...] = typing.get_args(Precision)
 # The order ``auto`` tries on a CPU at fp32, fastest first (see the module docstring).
 CPU_FP32_PREFERENCE = ("onnxruntime", "openvino", "torch")
+# Whether ONNX Runtime's threads spin while they wait for work (its default) or yield the core
+# to the transforms' producer thread (benchmarks/transform_cost.py).
+ORT_SPINNING = True
 
 
 def engine_available(name: str) -> bool:
@@ -177,6 +180,8 @@ class OnnxRuntimeEngine(Engine):
         options = ort.SessionOptions()
         options.intra_op_num_threads = torch.get_num_threads()
         options.inter_op_num_threads = 1
+        options.add_session_config_entry("session.intra_op.allow_spinning",
+                                         "1" if ORT_SPINNING else "0")
         self.session = ort.InferenceSession(onnx_bytes(module), options,
                                             providers=["CPUExecutionProvider"])
 
