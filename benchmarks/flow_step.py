@@ -3,7 +3,8 @@
 The flow of a preset (default ``cpu``: 768 features, 8 coupling blocks of 3 hidden layers of
 512, batches of 96, Adam with the fused kernel) on random features: milliseconds of the
 forward pass, forward and backward, the optimizer's update and the whole step, on 1 thread and
-on all of them; the step's counted FLOPs (``torch.utils.flop_counter``) at the fp32 matmul rate
+on all of them, and the page faults a step takes (fresh memory for its activations and
+gradients); the step's counted FLOPs (``torch.utils.flop_counter``) at the fp32 matmul rate
 measured in the same run; and ``torch.compile``'s step (its compile time apart) where asked.
 Side by side in one process, medians of ``--steps`` steps after a warm-up.
 
@@ -12,6 +13,7 @@ Side by side in one process, medians of ``--steps`` steps after a warm-up.
 
 from __future__ import annotations
 
+import resource
 import statistics
 import sys
 import time
@@ -37,6 +39,15 @@ def median_ms(fn, steps: int) -> float:
         fn()
         times.append(time.perf_counter() - start)
     return 1000 * statistics.median(times)
+
+
+def faults_per_call(fn, calls: int = 5) -> float:
+    """Minor page faults (fresh memory touched) per call of ``fn``."""
+    fn()
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    for _ in range(calls):
+        fn()
+    return (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / calls
 
 
 @click.command()
@@ -73,14 +84,14 @@ def main(preset, steps, compiled):
 
     threads = torch.get_num_threads()
     print(f"{'threads':>8s} {'forward':>9s} {'fwd+bwd':>9s} {'adam':>9s} {'step':>9s} "
-          f"{'x floor':>8s}")
+          f"{'x floor':>8s} {'faults':>8s}")
     for n in sorted({1, threads}):
         torch.set_num_threads(n)
         backward()
         f_ms, b_ms = median_ms(forward, steps), median_ms(backward, steps)
         a_ms, s_ms = median_ms(optimizer.step, steps), median_ms(step, steps)
         print(f"{n:8d} {f_ms:9.1f} {b_ms:9.1f} {a_ms:9.1f} {s_ms:9.1f} "
-              f"{s_ms / (1000 * step_flops / rate):8.2f}")
+              f"{s_ms / (1000 * step_flops / rate):8.2f} {faults_per_call(step):8.0f}")
     torch.set_num_threads(threads)
     if compiled:
         loss_fn = torch.compile(lambda y: flow.nll(y).mean())

@@ -2,14 +2,16 @@
 
 One cell (any preset; cold: an empty cache) runs as the runner runs it, with timers around its
 stages: decode (decoded and resized images, in the reader threads), transform (batches
-transformed and resized to the scales, in the producer thread), extraction (the engine calls),
-flow training, scoring (the flow on the test features) and other (the rest of the wall time:
-Python, copies, the feature cache, the AUROC). Decode and transform run in threads beside
-extraction, so their busy times overlap the others; the shares are of the wall time.
+transformed and resized to the scales, in the producer thread), extraction (the wall time of
+``bank.extract``, from the first image decoded to the last feature), flow training, scoring
+(the flow on the test features) and other (the rest of the wall time: Python, the feature
+cache, the AUROC). Decode and transform run in threads inside extraction,
+so their busy times overlap it; the shares are of the wall time.
 
 The floor is what the engine itself does on this machine, measured in the same run: the
-cell's engine (the same object, the same graph) alone, nothing else running, on ready batches
-of the cell's shapes (``extract_batch_size`` images at every scale), before and after the cell;
+cell's engine (the same graph, engine, precision and threads) alone, nothing else running, on
+ready batches of the cell's shapes (``extract_batch_size`` images at every scale, run as
+``bank.extract`` runs them: each of the engine's streams in a thread), before and after the cell;
 the faster of the two is its rate. Extraction's floor is the cell's transformed images at that
 rate; the flow's (training and scoring) is its counted FLOPs (``torch.utils.flop_counter`` on
 one training step and one scoring batch) at this machine's fp32 matmul rate, measured at the
@@ -41,8 +43,10 @@ from torch.utils.flop_counter import FlopCounterMode
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from fingerprint_cost import cpu_model  # noqa: E402
 
+import bench.differnet.detector as detector_module  # noqa: E402
 import bench.features.bank as bank  # noqa: E402
 import bench.features.engines as engines  # noqa: E402
+import bench.features.pipeline as pipeline  # noqa: E402
 from bench.data.imagecache import ImageCache  # noqa: E402
 from bench.differnet import DifferNet  # noqa: E402
 from bench.features.backbones import shared_backbone  # noqa: E402
@@ -100,17 +104,34 @@ def flops(fn) -> int:
 def engine_alone(engine: Engine, batch: int, scales: tuple[int, ...], seconds: float = 20.0,
                  warmup: int = 2) -> float:
     """Transformed images per second of ``engine`` alone on ready batches of the cell's shapes
-    (``batch`` images at every scale, as ``bank.extract`` hands it), run for about ``seconds``
-    after ``warmup`` batches."""
+    (``batch`` images at every scale, as ``bank.extract`` hands it), run as ``bank.extract``
+    runs it (every one of ``engine.streams()`` in a thread of its own) for about ``seconds``
+    after ``warmup`` batches each."""
     gen = torch.Generator().manual_seed(0)
-    ready = [[torch.rand(batch, 3, s, s, generator=gen) for s in scales] for _ in range(2)]
-    for i in range(warmup):
-        engine(ready[i % 2])
-    done, start = 0, time.perf_counter()
-    while (elapsed := time.perf_counter() - start) < seconds:
-        engine(ready[done % 2])
-        done += 1
-    return done * batch / elapsed
+    streams = engine.streams()
+    ready = [[torch.rand(batch, 3, s, s, generator=gen) for s in scales] for _ in streams]
+    done = [0] * len(streams)
+    start = time.perf_counter() + 3600.0  # set once every stream is warm
+
+    def run(i: int, barrier: threading.Barrier) -> None:
+        for _ in range(warmup):
+            streams[i](ready[i])
+        barrier.wait()
+        while time.perf_counter() - start < seconds:
+            streams[i](ready[i])
+            done[i] += 1
+
+    def started() -> None:
+        nonlocal start
+        start = time.perf_counter()
+
+    barrier = threading.Barrier(len(streams), action=started)
+    threads = [threading.Thread(target=run, args=(i, barrier)) for i in range(len(streams))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return sum(done) * batch / (time.perf_counter() - start)
 
 
 def cpu_flags() -> str:
@@ -184,8 +205,10 @@ def main(data_root, suite_name, category, preset, backbone, seed, set_, engine_s
     kept.append((ImageCache, "load_compact", clock.wrap(ImageCache, "load_compact", "decode")))
     kept.append((bank, "prepare_batch", clock.wrap(
         bank, "prepare_batch", "transform", count=lambda images, *a, **k: len(images))))
-    kept.append((Engine, "__call__", clock.wrap(
-        Engine, "__call__", "extraction", count=lambda self, scaled: len(scaled[0]))))
+    for module in (pipeline, detector_module):  # each holds ``bank.extract`` by its own name
+        kept.append((module, "extract", clock.wrap(
+            module, "extract", "extraction",
+            count=lambda engine, images, samples, params, *a, **k: params.shape[0] * params.shape[1])))
     kept.append((DifferNet, "_score_features", clock.wrap(
         DifferNet, "_score_features", "scoring", count=lambda self, f: f.shape[0] * f.shape[1])))
     real_train = DifferNet._train

@@ -89,7 +89,7 @@ def _reference_features(extractor, images: ImageCache, samples, params, config):
 
 
 @pytest.mark.parametrize("engine", ["torch", "onnxruntime", "openvino"])
-def test_engines_give_the_reference_features(engine, synthetic_root):
+def test_engines_give_the_reference_features(engine, synthetic_root, monkeypatch):
     if importlib.util.find_spec(engine) is None:
         pytest.skip(f"{engine} is not installed")
     config = FeatureConfig(backbone="random", image_size=64, scales=(64, 32, 16),
@@ -108,6 +108,11 @@ def test_engines_give_the_reference_features(engine, synthetic_root):
     assert features.shape == (4, 3, 3 * 128)
     rel = np.linalg.norm(features - expected) / np.linalg.norm(expected)
     assert rel < 1e-5
+    if engine == "onnxruntime":  # two sessions of one thread each, two batches at once
+        monkeypatch.setattr(engines_module, "ORT_STREAMS", 2)
+        streamed = extract(build_engine(backbone, engine, "cpu", "fp32"), images, samples,
+                           params, config)
+        np.testing.assert_array_equal(streamed, features)
 
 
 def test_auto_engine_falls_back_to_torch_without_the_optional_engines(monkeypatch):
@@ -189,12 +194,15 @@ class SlowMeans:
         time.sleep(0.005)
         return np.stack([x.mean(dim=(1, 2, 3)).numpy() for x in scaled], axis=1)
 
+    def streams(self):
+        return [self, self]  # two batches at once, as ONNX Runtime's streams run them
+
 
 def test_reused_input_buffers_never_change_a_batch_the_engine_has_not_run(synthetic_root,
                                                                           monkeypatch):
-    """With more batches than buffer sets (and a thread count for the producer), every
-    transformed image's inputs are what ``prepare_batch`` gives it alone, and the main
-    thread keeps its torch threads."""
+    """With more batches than buffer sets, two engine streams and a thread count for the
+    producer, every transformed image's inputs are what ``prepare_batch`` gives it alone, and
+    the main thread keeps its torch threads."""
     import bench.features.bank as bank
     from bench.features.transforms import draw_transforms, prepare_batch
 
@@ -202,10 +210,10 @@ def test_reused_input_buffers_never_change_a_batch_the_engine_has_not_run(synthe
     config = FeatureConfig(image_size=32, scales=(32, 16), photometric=True,
                            extract_batch_size=2)
     samples = load_split("synthetic", "blobs", synthetic_root).train[:5]
-    params = draw_transforms(config, 15, np.random.default_rng(2)).reshape(5, 3, 3)
+    params = draw_transforms(config, 15, np.random.default_rng(2)).reshape(5, 3, 3)  # 8 batches
     images = ImageCache(None)
     threads = torch.get_num_threads()
-    features = extract(SlowMeans(), images, samples, params, config)  # 8 batches, 4 sets
+    features = extract(SlowMeans(), images, samples, params, config)  # 6 buffer sets
     assert torch.get_num_threads() == threads
     for i, sample in enumerate(samples):
         image = torch.from_numpy(images.load_compact(sample.path, 32))[None]

@@ -122,15 +122,18 @@ def extract(engine: Engine, images: ImageCache, samples: Sequence[Sample], param
     """Features of every transformed image: params (N, K, 3) -> features (N, K, D).
 
     A producer thread decodes, transforms and resizes the next batches into reused buffers
-    while the engine runs on the current one, so the engine does not wait for its input.
+    while the engine runs on the current ones (``engine.streams()``: one call at a time, or
+    several, each in a thread of its own), so the engine does not wait for its input.
     """
     n, k, _ = params.shape
     dim = engine.backbone.channels * len(extractor_scales(config))
     out = np.empty((n * k, dim), dtype=np.float32)
-    ready: queue.Queue = queue.Queue(maxsize=_QUEUE)
+    streams = engine.streams()
+    ready: queue.Queue = queue.Queue(maxsize=_QUEUE + len(streams) - 1)
     stop = threading.Event()
     failure: list[BaseException] = []
-    buffers = InputBuffers(config.extract_batch_size, extractor_scales(config), _QUEUE + 2, stop)
+    buffers = InputBuffers(config.extract_batch_size, extractor_scales(config),
+                           _QUEUE + 2 * len(streams), stop)
 
     def produce() -> None:
         try:
@@ -148,25 +151,40 @@ def extract(engine: Engine, images: ImageCache, samples: Sequence[Sample], param
         except BaseException as err:  # re-raised in the consumer
             failure.append(err)
         finally:
-            ready.put(None)
+            for _ in streams:
+                ready.put(None)
 
-    producer = threading.Thread(target=produce, name="feature-batches", daemon=True)
-    producer.start()
-    try:
-        with progress_bar(n * k, desc, enabled=progress, unit="img") as bar:
-            while (item := ready.get()) is not None:
-                idx, scaled, held = item
-                out[idx] = engine(scaled)
-                buffers.give(held)
-                bar.update(len(idx))
-    finally:
-        stop.set()
-        while producer.is_alive():  # unblock a producer waiting on a full queue
+    with progress_bar(n * k, desc, enabled=progress, unit="img") as bar:
+        lock = threading.Lock()
+
+        def consume(run: Callable[[list[torch.Tensor]], np.ndarray]) -> None:
             try:
-                ready.get(timeout=0.1)
-            except queue.Empty:
-                pass
-        producer.join()
+                while not stop.is_set() and (item := ready.get()) is not None:
+                    idx, scaled, held = item
+                    out[idx] = run(scaled)  # rows of its own: no two streams write the same
+                    buffers.give(held)
+                    with lock:
+                        bar.update(len(idx))
+            except BaseException as err:
+                failure.append(err)
+                stop.set()
+
+        threads = [threading.Thread(target=produce, name="feature-batches", daemon=True)]
+        threads += [threading.Thread(target=consume, args=(run,), name=f"engine-stream-{i}",
+                                     daemon=True) for i, run in enumerate(streams[1:], 1)]
+        for thread in threads:
+            thread.start()
+        try:
+            consume(streams[0])
+        finally:
+            stop.set()
+            while any(t.is_alive() for t in threads):  # unblock a producer on a full queue
+                try:
+                    ready.get(timeout=0.1)
+                except queue.Empty:
+                    pass
+            for thread in threads:
+                thread.join()
     if failure:
         raise failure[0]
     return out.reshape(n, k, dim)
