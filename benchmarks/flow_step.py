@@ -14,7 +14,6 @@ Side by side in one process, medians of ``--steps`` steps after a warm-up.
 from __future__ import annotations
 
 import resource
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -23,6 +22,7 @@ import click
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from extract_throughput import timed  # noqa: E402
 from fingerprint_cost import cpu_model  # noqa: E402
 from stage_profile import flops, matmul_rate  # noqa: E402
 
@@ -31,14 +31,7 @@ from bench.run.suites import resolve_for_dataset  # noqa: E402
 
 
 def median_ms(fn, steps: int) -> float:
-    for _ in range(3):
-        fn()
-    times = []
-    for _ in range(steps):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return 1000 * statistics.median(times)
+    return 1000 * timed(fn, steps)
 
 
 def faults_per_call(fn, calls: int = 5) -> float:

@@ -32,6 +32,7 @@ import torch.nn.functional as F
 import torchvision.transforms.v2.functional as TF
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from extract_throughput import timed  # noqa: E402
 from fingerprint_cost import cpu_model  # noqa: E402
 from stage_profile import engine_alone  # noqa: E402
 
@@ -113,16 +114,6 @@ def variant(today_transforms: bool, producer_threads: int | None):
         bank.prepare_batch, bank.InputBuffers.take, bank.PRODUCER_THREADS = real
 
 
-def timed_ms(fn, repeats: int) -> float:
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return 1000 * statistics.median(times)
-
-
 @click.command()
 @click.option("--data-root", type=click.Path(path_type=Path), required=True)
 @click.option("--images", default=48, show_default=True)
@@ -150,8 +141,8 @@ def main(data_root, images, n_transforms, rounds, backbone):
         old = reference_prepare_batch(uint8, flat, config, scales)
         out = [torch.empty(batch, 3, s, s) for s in scales]
         new = prepare_batch(uint8, flat, config, scales, out)
-        old_ms = timed_ms(lambda: reference_prepare_batch(uint8, flat, config, scales), 9)
-        new_ms = timed_ms(lambda: prepare_batch(uint8, flat, config, scales, out), 9)
+        old_ms = 1000 * timed(lambda: reference_prepare_batch(uint8, flat, config, scales), 9)
+        new_ms = 1000 * timed(lambda: prepare_batch(uint8, flat, config, scales, out), 9)
     torch.set_num_threads(threads)
     largest = max(float((a - b).abs().max()) for a, b in zip(old, new))
     f_old, f_new = engine(old), engine(new)
