@@ -32,9 +32,11 @@ from bench.store.atomic import atomic_path, set_aside_unreadable
 
 _PREFETCH = 8  # decoded images in flight ahead of the batch being assembled
 _QUEUE = 2  # prepared batches waiting for the engine
-# torch threads of the producer thread's transforms (None: torch's default for the process);
-# thread-local, so the engine's threads and the main thread's keep theirs.
-PRODUCER_THREADS: int | None = None
+# torch threads of the producer thread's transforms (thread-local: the engine's threads and
+# the main thread's keep theirs; None: the process's). One: its work (a few ms an image) then
+# never splits into parallel regions that wait for a core the engine's threads hold, and it
+# still keeps well ahead of the engine (benchmarks/transform_cost.py measures both).
+PRODUCER_THREADS: int | None = 1
 
 
 def decoded(images: ImageCache, samples: Sequence[Sample], size: int) -> Iterator[np.ndarray]:

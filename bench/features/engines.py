@@ -45,8 +45,10 @@ CPU_FP32_PREFERENCE = ("onnxruntime", "openvino", "torch")
 # to the transforms' producer thread (benchmarks/transform_cost.py).
 ORT_SPINNING = True
 # Batches ONNX Runtime runs at once in ``bank.extract``, each in its own session on its share of
-# the threads: a depthwise-separable backbone keeps two threads of one call far from busy
-# (benchmarks/extract_throughput.py --streams). 1: one call at a time on all threads.
+# the threads (1: one call at a time on all of them, as before). Two single-thread streams may
+# keep two cores busier than one two-thread call on a depthwise-separable backbone, whose many
+# small operators leave a call's threads waiting on each other; benchmarks/transform_cost.py
+# measures both on the machine at hand.
 ORT_STREAMS = 1
 
 
