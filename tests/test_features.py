@@ -235,3 +235,29 @@ def test_normalised_scales_into_buffers_equal_new_ones():
         assert torch.equal(a, b)
     expected = normalize(images.expand(-1, 3, -1, -1))  # torchvision's normalisation
     torch.testing.assert_close(fresh[0], expected, atol=1e-6, rtol=0)
+
+
+def test_the_faster_grid_and_normalisation_give_the_same_numbers_bit_for_bit():
+    """The rotation grid and the normalisation, as written before they were made faster."""
+    from bench.features.transforms import (
+        IMAGENET_MEAN,
+        IMAGENET_STD,
+        normalized_scales,
+        pixel_centres,
+        rotation_grid,
+    )
+
+    angles = torch.tensor([0.0, 17.3, 90.0, 211.7, 359.9])
+    rad = torch.deg2rad(-angles.double())
+    cos, sin = torch.cos(rad).float().view(-1, 1, 1), torch.sin(rad).float().view(-1, 1, 1)
+    coords = pixel_centres(40)
+    x, y = coords.view(1, 1, 40), coords.view(1, 40, 1)
+    assert torch.equal(rotation_grid(angles, 40),
+                       torch.stack([cos * x + sin * y, cos * y - sin * x], dim=-1))
+    images = torch.rand(4, 1, 40, 40)
+    scale = 1.0 / torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+    shift = -torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1) * scale
+    for got, size in zip(normalized_scales(images, (40, 20)), (40, 20)):
+        resized = images if size == 40 else torch.nn.functional.interpolate(
+            images, size=(size, size), mode="bilinear", antialias=True)
+        assert torch.equal(got, torch.addcmul(shift, resized, scale))
