@@ -48,6 +48,9 @@ from bench.registry import register_method
 from bench.training import Training, mean_over_batches, optimizer_step, run_training
 
 STREAM_BATCHES = 13  # the cell seed's stream for batch orders
+# The flow's weights and maps channels-last: the convolutions then run without reordering
+# their inputs every call, the same numbers faster on a CPU (benchmarks/spatial_cost.py).
+LAYOUT = torch.channels_last
 
 
 @dataclass(frozen=True)
@@ -250,7 +253,7 @@ class CSFlow(SpatialDetector):
         feats = self._features(train, "train maps")
         self.shapes_ = [tuple(f.shape[-2:]) for f in feats]
         self.flow_ = CrossScaleFlow(feats[0].shape[1], self.shapes_, cfg, self.context.seed)
-        self.flow_.to(device)
+        self.flow_.to(device, memory_format=LAYOUT)
         # The fused kernel: the same Adam update in one pass, where PyTorch's default on a CPU
         # loops over the flow's ~170 parameter tensors (benchmarks/spatial_cost.py).
         optimizer = torch.optim.Adam(self.flow_.parameters(), lr=cfg.lr, eps=cfg.adam_eps,
@@ -259,8 +262,8 @@ class CSFlow(SpatialDetector):
         rng = self._rng(STREAM_BATCHES)
 
         def batch_loss(idx: np.ndarray) -> float:
-            return optimizer_step(optimizer, self.flow_.loss([f[idx].to(device) for f in feats]),
-                                  cfg.grad_clip)
+            batch = [f[idx].to(device, memory_format=LAYOUT) for f in feats]
+            return optimizer_step(optimizer, self.flow_.loss(batch), cfg.grad_clip)
 
         def epoch(_i: int) -> float:
             order = rng.permutation(len(train))
@@ -284,7 +287,8 @@ class CSFlow(SpatialDetector):
         self.flow_.eval()
         scores, maps = [], []
         for i in range(0, len(test), cfg.score_batch_size):
-            z, _ = self.flow_([f[i:i + cfg.score_batch_size].to(self.context.device)
+            z, _ = self.flow_([f[i:i + cfg.score_batch_size].to(self.context.device,
+                                                                 memory_format=LAYOUT)
                                for f in feats])
             per_position = torch.cat([zi.pow(2).mean(dim=1).flatten(1) for zi in z], dim=1)
             if cfg.score == "mean":  # Sec. 3.3: the mean of z^2 / 2 over all entries

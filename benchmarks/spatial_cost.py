@@ -86,7 +86,7 @@ def nearest_search(queries: int, memory: int, dim: int) -> None:
           f"{new_s:.2f} s (x{old_s / new_s:.2f}); same distances and indices: {same}")
 
 
-def csflow_steps(preset: str, steps: int, check_steps: int) -> None:
+def csflow_step_cost(preset: str, steps: int, check_steps: int) -> None:
     from stage_profile import flops, matmul_rate
 
     from baselines.csflow import CrossScaleFlow
@@ -186,7 +186,7 @@ def main(rows: int, dims: str, steps: int, train: int, queries: int, memory: int
     print("\n2. nearest-neighbour search (k = 1)")
     nearest_search(queries, memory, patch_dim)
     print(f"\n3. CS-Flow's training step, preset {csflow_preset}")
-    csflow_steps(csflow_preset, csflow_steps, check_steps=5)
+    csflow_step_cost(csflow_preset, csflow_steps, check_steps=5)
     if skip_memory:
         return
     from bench.data.synthetic import make_synthetic

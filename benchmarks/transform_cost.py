@@ -119,7 +119,8 @@ def variant(today_transforms: bool, producer_threads: int | None):
 @click.option("--transforms", "n_transforms", default=16, show_default=True)
 @click.option("--rounds", default=2, show_default=True)
 @click.option("--backbone", default="efficientnet_lite0", show_default=True)
-def main(data_root, images, n_transforms, rounds, backbone):
+@click.option("--engine-seconds", type=float, default=10.0, show_default=True)
+def main(data_root, images, n_transforms, rounds, backbone, engine_seconds):
     config = resolve_for_dataset("differnet", "cpu", "mtd", {"backbone": backbone})
     scales, batch = extractor_scales(config), config.extract_batch_size
     print(f"CPU: {cpu_model()}; {torch.get_num_threads()} threads; batches of {batch} at "
@@ -132,7 +133,8 @@ def main(data_root, images, n_transforms, rounds, backbone):
     engine = engines.build_engine(built, config.extractor_engine, "cpu", "fp32")
 
     print(f"\n1. prepare_batch, one batch of {batch}, one thread")
-    uint8 = bank.stack_uint8(decoded[:batch])
+    # image-major, as the pipeline's batches: each image under its transforms in turn
+    uint8 = bank.stack_uint8([decoded[(i // n_transforms) % len(decoded)] for i in range(batch)])
     flat = params.reshape(-1, 3)[:batch]
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
@@ -176,9 +178,9 @@ def main(data_root, images, n_transforms, rounds, backbone):
     rates: dict[str, list[float]] = {name: [] for name in variants}
     alone: dict[str, list[float]] = {"one stream": [], "two streams": []}
     for _ in range(rounds):
-        alone["one stream"].append(engine_alone(today_engine, batch, scales, seconds=10))
+        alone["one stream"].append(engine_alone(today_engine, batch, scales, seconds=engine_seconds))
         alone["two streams"].append(engine_alone(variants["two engine streams"][2], batch,
-                                                 scales, seconds=10))
+                                                 scales, seconds=engine_seconds))
         for name, (today, threads_, eng) in variants.items():
             with variant(today, threads_):
                 start = time.perf_counter()
