@@ -33,10 +33,11 @@ from bench.store.atomic import atomic_path, set_aside_unreadable
 _PREFETCH = 8  # decoded images in flight ahead of the batch being assembled
 _QUEUE = 2  # prepared batches waiting for the engine
 # torch threads of the producer thread's transforms (thread-local: the engine's threads and
-# the main thread's keep theirs; None: the process's). One: its work (a few ms an image) then
-# never splits into parallel regions that wait for a core the engine's threads hold, and it
-# still keeps well ahead of the engine (benchmarks/transform_cost.py measures both).
-PRODUCER_THREADS: int | None = 1
+# the main thread's keep theirs; None: the process's, as before). One thread would keep its
+# parallel regions from waiting on cores the engine holds on a small CPU, but may starve a
+# fast engine (many cores, a GPU): not chosen until benchmarks/transform_cost.py has measured
+# it on a machine nothing else runs on.
+PRODUCER_THREADS: int | None = None
 
 
 def decoded(images: ImageCache, samples: Sequence[Sample], size: int) -> Iterator[np.ndarray]:
