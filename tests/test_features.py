@@ -261,3 +261,32 @@ def test_the_faster_grid_and_normalisation_give_the_same_numbers_bit_for_bit():
         resized = images if size == 40 else torch.nn.functional.interpolate(
             images, size=(size, size), mode="bilinear", antialias=True)
         assert torch.equal(got, torch.addcmul(shift, resized, scale))
+
+
+def test_several_engine_streams_always_finish():
+    """Streams that end at once never wait on an end mark another stream took (this hung one
+    run in a few hundred before it was fixed)."""
+    from pathlib import Path
+
+    from bench.data.base import Sample
+    from bench.features.transforms import draw_transforms
+
+    class Fast:
+        class backbone:  # noqa: N801
+            channels = 1
+
+        def __call__(self, scaled):
+            return np.stack([x.mean(dim=(1, 2, 3)).numpy() for x in scaled], axis=1)
+
+        def streams(self):
+            return [self, self, self]
+
+    class Flat(ImageCache):
+        def load_compact(self, path, size):
+            return np.full((1, size, size), 7, np.uint8)
+
+    config = FeatureConfig(image_size=8, scales=(8, 4), photometric=True, extract_batch_size=1)
+    samples = [Sample(Path(f"/image{i}.png"), 0) for i in range(3)]
+    params = draw_transforms(config, 9, np.random.default_rng(0)).reshape(3, 3, 3)
+    for _ in range(60):
+        assert extract(Fast(), Flat(None), samples, params, config).shape == (3, 3, 2)

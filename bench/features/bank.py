@@ -161,8 +161,19 @@ def extract(engine: Engine, images: ImageCache, samples: Sequence[Sample], param
         lock = threading.Lock()
 
         def consume(run: Callable[[list[torch.Tensor]], np.ndarray]) -> None:
+            # Every batch comes before the end marks (one None a stream), so a stream that
+            # finds the queue empty once ``stop`` is set has nothing left to do: the other
+            # streams may have drained its mark.
             try:
-                while not stop.is_set() and (item := ready.get()) is not None:
+                while not failure:
+                    try:
+                        item = ready.get(timeout=0.1)
+                    except queue.Empty:
+                        if stop.is_set():
+                            return
+                        continue
+                    if item is None:
+                        return
                     idx, scaled, held = item
                     out[idx] = run(scaled)  # rows of its own: no two streams write the same
                     buffers.give(held)
