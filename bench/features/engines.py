@@ -45,11 +45,12 @@ CPU_FP32_PREFERENCE = ("onnxruntime", "openvino", "torch")
 # to the transforms' producer thread (benchmarks/transform_cost.py).
 ORT_SPINNING = True
 # Batches ONNX Runtime runs at once in ``bank.extract``, each in its own session on its share of
-# the threads (1: one call at a time on all of them, as before). Two single-thread streams may
-# keep two cores busier than one two-thread call on a depthwise-separable backbone, whose many
-# small operators leave a call's threads waiting on each other; benchmarks/transform_cost.py
-# measures both on the machine at hand.
-ORT_STREAMS = 1
+# the threads (1: one call at a time on all of them, as before). Measured side by side on a
+# 2-core AMD EPYC (benchmarks/transform_cost.py, nothing else running), EfficientNet-Lite0 at
+# 448/224/112 px, batches of 16: the engine alone 37.2 img/s as one 2-thread call, 39.9 as two
+# 1-thread streams; the whole extraction 32.1 -> 34.6 img/s (36.2 with the cheaper transforms).
+# The same numbers either way (tests/test_features.py).
+ORT_STREAMS = 2
 
 
 def engine_available(name: str) -> bool:
