@@ -48,9 +48,6 @@ from bench.registry import register_method
 from bench.training import Training, mean_over_batches, optimizer_step, run_training
 
 STREAM_BATCHES = 13  # the cell seed's stream for batch orders
-# The flow's weights and maps channels-last: the convolutions then run without reordering
-# their inputs every call, the same numbers faster on a CPU (benchmarks/spatial_cost.py).
-LAYOUT = torch.channels_last
 
 
 @dataclass(frozen=True)
@@ -253,17 +250,19 @@ class CSFlow(SpatialDetector):
         feats = self._features(train, "train maps")
         self.shapes_ = [tuple(f.shape[-2:]) for f in feats]
         self.flow_ = CrossScaleFlow(feats[0].shape[1], self.shapes_, cfg, self.context.seed)
-        self.flow_.to(device, memory_format=LAYOUT)
-        # The fused kernel: the same Adam update in one pass, where PyTorch's default on a CPU
-        # loops over the flow's ~170 parameter tensors (benchmarks/spatial_cost.py).
+        self.flow_.to(device)
+        # The fused kernel: the same Adam update (the same losses) in one pass, where PyTorch's
+        # default on a CPU loops over the flow's ~170 parameter tensors: a step at the cpu preset
+        # 1118 -> 1087 ms on a 2-core EPYC, already about 1.1x its FLOPs at the matmul rate
+        # (benchmarks/spatial_cost.py; channels-last maps measured slower, 1137 ms).
         optimizer = torch.optim.Adam(self.flow_.parameters(), lr=cfg.lr, eps=cfg.adam_eps,
                                      weight_decay=cfg.weight_decay,
                                      fused=device.split(":")[0] in ("cpu", "cuda"))
         rng = self._rng(STREAM_BATCHES)
 
         def batch_loss(idx: np.ndarray) -> float:
-            batch = [f[idx].to(device, memory_format=LAYOUT) for f in feats]
-            return optimizer_step(optimizer, self.flow_.loss(batch), cfg.grad_clip)
+            return optimizer_step(optimizer, self.flow_.loss([f[idx].to(device) for f in feats]),
+                                  cfg.grad_clip)
 
         def epoch(_i: int) -> float:
             order = rng.permutation(len(train))
@@ -287,8 +286,7 @@ class CSFlow(SpatialDetector):
         self.flow_.eval()
         scores, maps = [], []
         for i in range(0, len(test), cfg.score_batch_size):
-            z, _ = self.flow_([f[i:i + cfg.score_batch_size].to(self.context.device,
-                                                                 memory_format=LAYOUT)
+            z, _ = self.flow_([f[i:i + cfg.score_batch_size].to(self.context.device)
                                for f in feats])
             per_position = torch.cat([zi.pow(2).mean(dim=1).flatten(1) for zi in z], dim=1)
             if cfg.score == "mean":  # Sec. 3.3: the mean of z^2 / 2 over all entries

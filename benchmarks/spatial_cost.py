@@ -125,7 +125,7 @@ def csflow_step_cost(preset: str, steps: int, check_steps: int) -> None:
         ms = 1000 * sorted(times)[len(times) // 2]
         step_flops = flops(lambda flow=flow, xs=xs: flow.loss(xs).backward())
         name = f"Adam {'fused' if fused else 'loop '}, {'channels_last' if layout is torch.channels_last else 'NCHW'}"
-        print(f"  {name:28s} {ms:7.1f} ms/step  x{1000 * step_flops / rate / ms:.2f} of the "
+        print(f"  {name:28s} {ms:7.1f} ms/step  {ms / (1000 * step_flops / rate):.2f}x its "
               f"floor ({1000 * step_flops / rate:.1f} ms: {step_flops / 1e9:.1f} GFLOP); "
               f"losses of {check_steps} steps within {drift:.1e} of the first variant's")
 
