@@ -140,7 +140,8 @@ def nearest(queries: torch.Tensor, memory: torch.Tensor, chunk: int = 4096,
     """Euclidean distances (n, k) of each query to its ``k`` nearest memory rows, and their
     indices, computed a chunk of queries at a time into one reused (chunk, M) buffer (a fresh
     one a chunk costs its page faults: about a gigabyte at MTD's sizes), the nearest by a
-    minimum for k = 1 (several times faster than ``topk``; benchmarks/spatial_cost.py)."""
+    minimum for k = 1 rather than ``topk``: the same numbers, 100 000 queries against 59 700
+    rows of 152 in 19.1 s instead of 40.5 s on a 2-core EPYC (benchmarks/spatial_cost.py)."""
     squared = (memory * memory).sum(dim=1)
     buffer = torch.empty(min(chunk, len(queries)), len(memory))
     dists, index = [], []
