@@ -33,10 +33,9 @@ from bench.store.atomic import atomic_path, set_aside_unreadable
 _PREFETCH = 8  # decoded images in flight ahead of the batch being assembled
 _QUEUE = 2  # prepared batches waiting for the engine
 # torch threads of the producer thread's transforms (thread-local: the engine's threads and
-# the main thread's keep theirs; None: the process's, as before). One thread would keep its
-# parallel regions from waiting on cores the engine holds on a small CPU, but may starve a
-# fast engine (many cores, a GPU): not chosen until benchmarks/transform_cost.py has measured
-# it on a machine nothing else runs on.
+# the main thread's keep theirs; None: the process's, as before). One thread measured no
+# faster on a 2-core EPYC (extraction 32.0 vs 32.1 img/s, benchmarks/transform_cost.py) and
+# could starve a fast engine (many cores, a GPU), so it is not the default.
 PRODUCER_THREADS: int | None = None
 
 
