@@ -4,13 +4,22 @@
    minimum, the argmax) with the bank stored as rows or as columns, and the argmax in torch or
    NumPy: milliseconds per selected point, and the whole coreset's minutes at 1 % and 10 % of a
    bank of ``--rows`` patches (MTD at 224 px, stride-8 maps: 761 x 28 x 28 = 597k).
-2. Peak resident memory (a child process per method, ``ru_maxrss``) of fitting and scoring
+2. PatchCore's nearest-neighbour search (``baselines.patchcore.nearest``, k = 1, as scoring
+   runs it) against the same search taking the smallest distance with ``torch.topk`` (the code
+   before): seconds for ``--queries`` test patches against a memory of ``--memory`` rows, and
+   whether the two agree.
+3. CS-Flow's training step at a preset (default ``cpu``; EfficientNet-Lite0's stage 6 at 768,
+   384 and 192 px: 192 channels on 24 x 24, 12 x 12 and 6 x 6 maps) on random maps: Adam as the
+   code before ran it (PyTorch's per-parameter loop on a CPU) and with the fused kernel, in
+   NCHW and channels_last; milliseconds a step, the step's FLOPs at the fp32 matmul rate, and the
+   losses of ``--check-steps`` steps from the same start against the first variant's.
+4. Peak resident memory (a child process per method, ``ru_maxrss``) of fitting and scoring
    PatchCore and PaDiM on an MVTec-size category (``--train`` training images, 64 test images)
    with the papers' backbone, WideResNet-50, at 224 px; its weights need not be present (the
    memory does not depend on them, so random ones are used when they are missing).
 
     python benchmarks/spatial_cost.py                   # both parts
-    python benchmarks/spatial_cost.py --skip-memory     # the coreset part only
+    python benchmarks/spatial_cost.py --skip-memory     # parts 1-3 only
 """
 
 from __future__ import annotations
@@ -48,6 +57,79 @@ def _per_step(columns: bool, numpy_argmax: bool, rows: int, dim: int, steps: int
     return (time.perf_counter() - start) / steps
 
 
+def _nearest_topk(queries, memory, chunk=4096):
+    """``nearest`` as it was for k = 1: ``torch.topk`` over every memory row."""
+    squared = (memory * memory).sum(dim=1)
+    dists, index = [], []
+    for i in range(0, len(queries), chunk):
+        q = queries[i:i + chunk]
+        d2 = (q * q).sum(dim=1, keepdim=True) - 2 * q @ memory.T + squared
+        values, where = torch.topk(d2, 1, dim=1, largest=False)
+        dists.append(values.clamp_min(0).sqrt())
+        index.append(where)
+    return torch.cat(dists), torch.cat(index)
+
+
+def nearest_search(queries: int, memory: int, dim: int) -> None:
+    from baselines.patchcore import nearest
+
+    gen = torch.Generator().manual_seed(0)
+    q, m = torch.randn(queries, dim, generator=gen), torch.randn(memory, dim, generator=gen)
+    start = time.perf_counter()
+    old_d, old_i = _nearest_topk(q, m)
+    old_s = time.perf_counter() - start
+    start = time.perf_counter()
+    new_d, new_i = nearest(q, m)
+    new_s = time.perf_counter() - start
+    same = bool(torch.equal(old_i, new_i)) and float((old_d - new_d).abs().max()) == 0.0
+    print(f"  {queries} queries x {memory} rows x {dim} dims: topk {old_s:.2f} s, current "
+          f"{new_s:.2f} s (x{old_s / new_s:.2f}); same distances and indices: {same}")
+
+
+def csflow_step_cost(preset: str, steps: int, check_steps: int) -> None:
+    from stage_profile import flops, matmul_rate
+
+    from baselines.csflow import CrossScaleFlow
+    from bench.run.suites import resolve_for_dataset
+
+    cfg = resolve_for_dataset("csflow", preset, "mtd", {"backbone": "efficientnet_lite0"})
+    side = cfg.image_size // 32
+    shapes = [(side // 2**s, side // 2**s) for s in range(cfg.scales)]
+    gen = torch.Generator().manual_seed(0)
+    maps = [torch.randn(cfg.batch_size, 192, h, w, generator=gen) for h, w in shapes]
+    rate = matmul_rate(torch.float32)
+    reference = None
+    for fused, layout in ((False, torch.contiguous_format), (True, torch.contiguous_format),
+                          (True, torch.channels_last)):
+        flow = CrossScaleFlow(192, shapes, cfg, seed=0).to(memory_format=layout)
+        optimizer = torch.optim.Adam(flow.parameters(), lr=cfg.lr, eps=cfg.adam_eps,
+                                     weight_decay=cfg.weight_decay, fused=fused)
+        xs = [x.contiguous(memory_format=layout) for x in maps]
+
+        def step(flow=flow, optimizer=optimizer, xs=xs):
+            optimizer.zero_grad(set_to_none=True)
+            loss = flow.loss(xs)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(flow.parameters(), cfg.grad_clip)
+            optimizer.step()
+            return loss.item()
+
+        losses = [step() for _ in range(check_steps)]
+        reference = reference or losses
+        drift = max(abs(a - b) / abs(b) for a, b in zip(losses, reference))
+        times = []
+        for _ in range(steps):
+            begin = time.perf_counter()
+            step()
+            times.append(time.perf_counter() - begin)
+        ms = 1000 * sorted(times)[len(times) // 2]
+        step_flops = flops(lambda flow=flow, xs=xs: flow.loss(xs).backward())
+        name = f"Adam {'fused' if fused else 'loop '}, {'channels_last' if layout is torch.channels_last else 'NCHW'}"
+        print(f"  {name:28s} {ms:7.1f} ms/step  {ms / (1000 * step_flops / rate):.2f}x its "
+              f"floor ({1000 * step_flops / rate:.1f} ms: {step_flops / 1e9:.1f} GFLOP); "
+              f"losses of {check_steps} steps within {drift:.1e} of the first variant's")
+
+
 MEMORY_CHILD = """
 import json, resource, sys, time, torch
 import bench.features.backbones as backbones
@@ -80,8 +162,15 @@ print(json.dumps({"method": method, "peak_rss_mb": resource.getrusage(resource.R
 @click.option("--dims", default="128,32", show_default=True, help="Projection sizes.")
 @click.option("--steps", default=200, show_default=True, help="Greedy steps timed per variant.")
 @click.option("--train", default=320, show_default=True, help="Training images (memory part).")
+@click.option("--queries", default=100_000, show_default=True, help="Test patches searched.")
+@click.option("--memory", default=59_700, show_default=True, help="Coreset rows searched.")
+@click.option("--patch-dim", default=152, show_default=True,
+              help="Patch feature size (Lite0's strides 8 and 16: 40 + 112).")
+@click.option("--csflow-preset", default="cpu", show_default=True)
+@click.option("--csflow-steps", default=20, show_default=True)
 @click.option("--skip-memory", is_flag=True)
-def main(rows: int, dims: str, steps: int, train: int, skip_memory: bool) -> None:
+def main(rows: int, dims: str, steps: int, train: int, queries: int, memory: int,
+         patch_dim: int, csflow_preset: str, csflow_steps: int, skip_memory: bool) -> None:
     print(f"CPU: {platform.processor() or platform.machine()}; torch threads: "
           f"{torch.get_num_threads()}")
     print(f"\n1. greedy coreset step, bank of {rows} patches")
@@ -94,11 +183,15 @@ def main(rows: int, dims: str, steps: int, train: int, skip_memory: bool) -> Non
             print(f"  d*={dim:4d} {name}: {1000 * seconds:6.2f} ms/step  (x{base / seconds:.2f}); "
                   f"coreset 1 %: {seconds * rows * 0.01 / 60:5.1f} min, "
                   f"10 %: {seconds * rows * 0.1 / 60:6.1f} min")
+    print("\n2. nearest-neighbour search (k = 1)")
+    nearest_search(queries, memory, patch_dim)
+    print(f"\n3. CS-Flow's training step, preset {csflow_preset}")
+    csflow_step_cost(csflow_preset, csflow_steps, check_steps=5)
     if skip_memory:
         return
     from bench.data.synthetic import make_synthetic
 
-    print(f"\n2. peak resident memory, WideResNet-50 at 224 px, {train} training images")
+    print(f"\n4. peak resident memory, WideResNet-50 at 224 px, {train} training images")
     with tempfile.TemporaryDirectory() as tmp:
         root = make_synthetic(Path(tmp), categories=("blobs",), n_train=train, n_test_good=32,
                               n_test_defect=16, size=256)

@@ -2,16 +2,25 @@
 
 One cell (any preset; cold: an empty cache) runs as the runner runs it, with timers around its
 stages: decode (decoded and resized images, in the reader threads), transform (batches
-transformed and resized to the scales, in the producer thread), extraction (the engine calls),
-flow training, scoring (the flow on the test features) and other (the rest of the wall time:
-Python, copies, the feature cache, the AUROC). Decode and transform run in threads beside
-extraction, so their busy times overlap the others; the shares are of the wall time.
+transformed and resized to the scales, in the producer thread), extraction (the wall time of
+``bank.extract``, from the first image decoded to the last feature), flow training, scoring
+(the flow on the test features) and other (the rest of the wall time: Python, the feature
+cache, the AUROC). Decode and transform run in threads inside extraction,
+so their busy times overlap it; the shares are of the wall time.
 
-Floors come from counted FLOPs (``torch.utils.flop_counter`` on the backbone at every scale,
-and on one flow step and one scoring batch) divided by this machine's fp32 matmul rate, which
-the benchmark measures at its start (a 2048^3 ``torch.mm`` on all threads; and bf16 where the
-CPU has native bf16, AVX512-BF16 or AMX). It prints the CPU model and flags, threads and
-engine, so numbers from different machines can be read side by side.
+The floor is what the engine itself does on this machine, measured in the same run: the
+cell's engine (the same graph, engine, precision and threads) alone, nothing else running, on
+ready batches of the cell's shapes (``extract_batch_size`` images at every scale, run as
+``bank.extract`` runs them: each of the engine's streams in a thread), before and after the cell;
+the faster of the two is its rate. Extraction's floor is the cell's transformed images at that
+rate; the flow's (training and scoring) is its counted FLOPs (``torch.utils.flop_counter`` on
+one training step and one scoring batch) at this machine's fp32 matmul rate, measured at the
+start (a 2048^3 ``torch.mm`` on all threads; and bf16 where the CPU has native bf16, AVX512-BF16
+or AMX). The cell's floor is their sum. The backbone's counted FLOPs at the matmul rate are
+printed too, for reading older profiles (a depthwise-separable backbone never reaches it). It
+prints the CPU model and flags, threads and engine, and as its last line
+
+    cell <wall> s / floor <floor> s = <ratio>x, AUROC <auroc>
 
     python benchmarks/stage_profile.py --data-root /work/data --preset cpu --backbone efficientnet_lite0
 """
@@ -34,10 +43,14 @@ from torch.utils.flop_counter import FlopCounterMode
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from fingerprint_cost import cpu_model  # noqa: E402
 
+import bench.differnet.detector as detector_module  # noqa: E402
 import bench.features.bank as bank  # noqa: E402
+import bench.features.engines as engines  # noqa: E402
+import bench.features.pipeline as pipeline  # noqa: E402
 from bench.data.imagecache import ImageCache  # noqa: E402
 from bench.differnet import DifferNet  # noqa: E402
-from bench.features.engines import Engine, native_bf16  # noqa: E402
+from bench.features.backbones import shared_backbone  # noqa: E402
+from bench.features.engines import Engine, build_engine, native_bf16  # noqa: E402
 from bench.features.extractor import PooledBackbone, extractor_scales  # noqa: E402
 from bench.run.runner import RunOptions, run_cell  # noqa: E402
 from bench.run.suites import load_suite, plan  # noqa: E402
@@ -88,6 +101,39 @@ def flops(fn) -> int:
     return counter.get_total_flops()
 
 
+def engine_alone(engine: Engine, batch: int, scales: tuple[int, ...], seconds: float = 20.0,
+                 warmup: int = 2) -> float:
+    """Transformed images per second of ``engine`` alone on ready batches of the cell's shapes
+    (``batch`` images at every scale, as ``bank.extract`` hands it), run as ``bank.extract``
+    runs it (every one of ``engine.streams()`` in a thread of its own) for about ``seconds``
+    after ``warmup`` batches each."""
+    gen = torch.Generator().manual_seed(0)
+    streams = engine.streams()
+    ready = [[torch.rand(batch, 3, s, s, generator=gen) for s in scales] for _ in streams]
+    done = [0] * len(streams)
+    start = time.perf_counter() + 3600.0  # set once every stream is warm
+
+    def run(i: int, barrier: threading.Barrier) -> None:
+        for _ in range(warmup):
+            streams[i](ready[i])
+        barrier.wait()
+        while time.perf_counter() - start < seconds:
+            streams[i](ready[i])
+            done[i] += 1
+
+    def started() -> None:
+        nonlocal start
+        start = time.perf_counter()
+
+    barrier = threading.Barrier(len(streams), action=started)
+    threads = [threading.Thread(target=run, args=(i, barrier)) for i in range(len(streams))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return sum(done) * batch / (time.perf_counter() - start)
+
+
 def cpu_flags() -> str:
     try:
         text = Path("/proc/cpuinfo").read_text()
@@ -130,7 +176,9 @@ def counted_flops(detector: DifferNet, n_train_images: int, n_test_images: int) 
 @click.option("--backbone", default="efficientnet_lite0", show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--set", "set_", multiple=True, help="A config override, e.g. epochs=4.")
-def main(data_root, suite_name, category, preset, backbone, seed, set_):
+@click.option("--engine-seconds", type=float, default=20.0, show_default=True,
+              help="How long the engine alone is timed, before and after the cell.")
+def main(data_root, suite_name, category, preset, backbone, seed, set_, engine_seconds):
     from bench.cli.options import parse_set
 
     suite = load_suite(suite_name)
@@ -144,12 +192,23 @@ def main(data_root, suite_name, category, preset, backbone, seed, set_):
     click.echo(f"CPU: {cpu_model()}; flags: {cpu_flags()}; {threads} threads")
     click.echo(f"matmul: fp32 {fp32 / 1e9:.0f} GFLOP/s" + (
         f", bf16 {bf16 / 1e9:.0f} GFLOP/s" if bf16 else ", bf16: no native support"))
+    # The cell's engine (its graph, engine and precision), built apart so the cell still builds
+    # its own: the shared backbone and engine caches are emptied before the cell starts.
+    cfg = cell.config
+    engine = build_engine(shared_backbone(cfg.backbone, cfg.backbone_stage), cfg.extractor_engine,
+                          "cpu", cfg.extractor_precision)
+    shapes = (cfg.extract_batch_size, extractor_scales(cfg))
+    rates = [engine_alone(engine, *shapes, seconds=engine_seconds)]
+    shared_backbone.cache_clear()
+    engines._shared_engine.cache_clear()
     clock, kept, detectors = StageClock(), [], []
     kept.append((ImageCache, "load_compact", clock.wrap(ImageCache, "load_compact", "decode")))
     kept.append((bank, "prepare_batch", clock.wrap(
         bank, "prepare_batch", "transform", count=lambda images, *a, **k: len(images))))
-    kept.append((Engine, "__call__", clock.wrap(
-        Engine, "__call__", "extraction", count=lambda self, scaled: len(scaled[0]))))
+    for module in (pipeline, detector_module):  # each holds ``bank.extract`` by its own name
+        kept.append((module, "extract", clock.wrap(
+            module, "extract", "extraction",
+            count=lambda engine, images, samples, params, *a, **k: params.shape[0] * params.shape[1])))
     kept.append((DifferNet, "_score_features", clock.wrap(
         DifferNet, "_score_features", "scoring", count=lambda self, f: f.shape[0] * f.shape[1])))
     real_train = DifferNet._train
@@ -173,29 +232,51 @@ def main(data_root, suite_name, category, preset, backbone, seed, set_):
         DifferNet._train = real_train
         for owner, name, real in kept:
             setattr(owner, name, real)
+    rates.append(engine_alone(engine, *shapes, seconds=engine_seconds))
     counted = counted_flops(detectors[0], record.n_train, record.n_test)
+    report(cell, record, wall, clock, counted, fp32, bf16, rates, shapes)
+
+
+def report(cell, record, wall: float, clock: StageClock, counted: dict, fp32: float,
+           bf16: float | None, rates: list[float], shapes) -> None:
+    n_images, engine_rate = counted["extracted_images"], max(rates)
     click.echo(f"cell {cell.cell_id}: wall {wall / 60:.1f} min, AUROC {100 * record.auroc:.2f}, "
                f"engine {record.info.get('extractor_engine')}; {record.n_train} train + "
-               f"{record.n_test} test images, {counted['extracted_images']} transformed images "
+               f"{record.n_test} test images, {n_images} transformed images "
                f"extracted at {counted['per_image'] / 1e9:.2f} GFLOP each")
+    click.echo(f"engine alone (batches of {shapes[0]} at {', '.join(map(str, shapes[1]))} px): "
+               f"{rates[0]:.1f} img/s before the cell, {rates[1]:.1f} after; floor at "
+               f"{engine_rate:.1f} img/s")
+    floors = {"extraction": n_images / engine_rate,
+              "flow training": counted["flow training"] / fp32,
+              "scoring": counted["scoring"] / fp32}
     click.echo(f"{'stage':14s} {'wall s':>8s} {'share':>6s} {'items/s':>9s} {'floor s':>8s} "
                f"{'x floor':>8s}")
     accounted = 0.0
     for stage in STAGES:
         seconds, items = clock.seconds[stage], clock.items[stage]
-        floor = counted[stage] / fp32 if stage in counted else None
-        if stage in ("extraction", "flow training", "scoring"):
+        floor = floors.get(stage)
+        if stage in floors:
             accounted += seconds
+        note = {"decode": "  (threads, overlapped)", "transform": "  (threads, overlapped)",
+                "extraction": f"  (engine alone: {engine_rate:.1f} img/s; cell rate "
+                              f"{items / seconds / engine_rate if seconds else 0:.0%} of it)",
+                "flow training": "  (FLOPs at the fp32 matmul rate)",
+                "scoring": "  (FLOPs at the fp32 matmul rate)"}[stage]
         click.echo(f"{stage:14s} {seconds:8.1f} {seconds / wall:6.1%} "
                    f"{items / seconds if seconds else 0:9.1f} "
                    + (f"{floor:8.1f} {seconds / floor:8.2f}" if floor else f"{'-':>8s} {'-':>8s}")
-                   + ("  (threads, overlapped)" if stage in ("decode", "transform") else ""))
-    floor_total = sum(counted[s] for s in ("extraction", "flow training", "scoring")) / fp32
+                   + note)
+    floor_total = sum(floors.values())
     click.echo(f"{'other':14s} {wall - accounted:8.1f} {(wall - accounted) / wall:6.1%}")
     click.echo(f"{'cell':14s} {wall:8.1f} {1:6.1%} {'':9s} {floor_total:8.1f} "
-               f"{wall / floor_total:8.2f}  (floor: the FLOPs above at the fp32 matmul rate)")
-    if bf16:
-        click.echo(f"at the bf16 matmul rate the floor would be {floor_total * fp32 / bf16:.1f} s")
+               f"{wall / floor_total:8.2f}  (floor: the engine alone + the flow's FLOPs)")
+    flop_floor = (counted["extraction"] + counted["flow training"] + counted["scoring"]) / fp32
+    click.echo(f"the backbone's FLOPs at the fp32 matmul rate: {counted['extraction'] / fp32:.1f} s"
+               f" (the older profile's floor, all FLOPs at that rate: {flop_floor:.1f} s)"
+               + (f"; at the bf16 matmul rate: {flop_floor * fp32 / bf16:.1f} s" if bf16 else ""))
+    click.echo(f"cell {wall:.1f} s / floor {floor_total:.1f} s = {wall / floor_total:.2f}x, "
+               f"AUROC {100 * record.auroc:.2f}")
 
 
 if __name__ == "__main__":

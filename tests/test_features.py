@@ -89,7 +89,7 @@ def _reference_features(extractor, images: ImageCache, samples, params, config):
 
 
 @pytest.mark.parametrize("engine", ["torch", "onnxruntime", "openvino"])
-def test_engines_give_the_reference_features(engine, synthetic_root):
+def test_engines_give_the_reference_features(engine, synthetic_root, monkeypatch):
     if importlib.util.find_spec(engine) is None:
         pytest.skip(f"{engine} is not installed")
     config = FeatureConfig(backbone="random", image_size=64, scales=(64, 32, 16),
@@ -108,6 +108,11 @@ def test_engines_give_the_reference_features(engine, synthetic_root):
     assert features.shape == (4, 3, 3 * 128)
     rel = np.linalg.norm(features - expected) / np.linalg.norm(expected)
     assert rel < 1e-5
+    if engine == "onnxruntime":  # two sessions of one thread each, two batches at once
+        monkeypatch.setattr(engines_module, "ORT_STREAMS", 2)
+        streamed = extract(build_engine(backbone, engine, "cpu", "fp32"), images, samples,
+                           params, config)
+        np.testing.assert_array_equal(streamed, features)
 
 
 def test_auto_engine_falls_back_to_torch_without_the_optional_engines(monkeypatch):
@@ -174,3 +179,114 @@ def test_openvino_runs_bf16_where_the_cpu_has_it():
     half = build_engine(backbone, "openvino", "cpu", "bf16")([x])
     rel = np.abs(full - half).max() / np.abs(full).max()
     assert 0 < rel < 0.05  # reduced precision: close, and not the fp32 numbers
+
+
+class SlowMeans:
+    """A stand-in engine: each scale's mean per image, a little slowly, so the producer fills
+    every buffer set ahead of it and must wait for the engine to free one."""
+
+    class backbone:  # noqa: N801 - the attribute ``extract`` reads
+        channels = 1
+
+    def __call__(self, scaled):
+        import time
+
+        time.sleep(0.005)
+        return np.stack([x.mean(dim=(1, 2, 3)).numpy() for x in scaled], axis=1)
+
+    def streams(self):
+        return [self, self]  # two batches at once, as ONNX Runtime's streams run them
+
+
+def test_reused_input_buffers_never_change_a_batch_the_engine_has_not_run(synthetic_root,
+                                                                          monkeypatch):
+    """With more batches than buffer sets, two engine streams and a thread count for the
+    producer, every transformed image's inputs are what ``prepare_batch`` gives it alone, and
+    the main thread keeps its torch threads."""
+    import bench.features.bank as bank
+    from bench.features.transforms import draw_transforms, prepare_batch
+
+    monkeypatch.setattr(bank, "PRODUCER_THREADS", 1)
+    config = FeatureConfig(image_size=32, scales=(32, 16), photometric=True,
+                           extract_batch_size=2)
+    samples = load_split("synthetic", "blobs", synthetic_root).train[:5]
+    params = draw_transforms(config, 15, np.random.default_rng(2)).reshape(5, 3, 3)  # 8 batches
+    images = ImageCache(None)
+    threads = torch.get_num_threads()
+    features = extract(SlowMeans(), images, samples, params, config)  # 6 buffer sets
+    assert torch.get_num_threads() == threads
+    for i, sample in enumerate(samples):
+        image = torch.from_numpy(images.load_compact(sample.path, 32))[None]
+        for j in range(3):
+            alone = prepare_batch(image, params[i, j:j + 1], config, (32, 16))
+            expected = [float(x.mean()) for x in alone]
+            np.testing.assert_allclose(features[i, j], expected, rtol=1e-6)
+
+
+def test_normalised_scales_into_buffers_equal_new_ones():
+    from bench.features.transforms import normalized_scales
+
+    images = torch.rand(3, 1, 32, 32)
+    buffers = [torch.full((5, 3, s, s), float("nan")) for s in (32, 16)]
+    fresh = normalized_scales(images, (32, 16))
+    into = normalized_scales(images, (32, 16), out=buffers)
+    for a, b, buffer in zip(fresh, into, buffers):
+        assert b.shape == (3, 3, *a.shape[-2:]) and b.data_ptr() == buffer.data_ptr()
+        assert torch.equal(a, b)
+    expected = normalize(images.expand(-1, 3, -1, -1))  # torchvision's normalisation
+    torch.testing.assert_close(fresh[0], expected, atol=1e-6, rtol=0)
+
+
+def test_the_faster_grid_and_normalisation_give_the_same_numbers_bit_for_bit():
+    """The rotation grid and the normalisation, as written before they were made faster."""
+    from bench.features.transforms import (
+        IMAGENET_MEAN,
+        IMAGENET_STD,
+        normalized_scales,
+        pixel_centres,
+        rotation_grid,
+    )
+
+    angles = torch.tensor([0.0, 17.3, 90.0, 211.7, 359.9])
+    rad = torch.deg2rad(-angles.double())
+    cos, sin = torch.cos(rad).float().view(-1, 1, 1), torch.sin(rad).float().view(-1, 1, 1)
+    coords = pixel_centres(40)
+    x, y = coords.view(1, 1, 40), coords.view(1, 40, 1)
+    assert torch.equal(rotation_grid(angles, 40),
+                       torch.stack([cos * x + sin * y, cos * y - sin * x], dim=-1))
+    images = torch.rand(4, 1, 40, 40)
+    scale = 1.0 / torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+    shift = -torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1) * scale
+    for got, size in zip(normalized_scales(images, (40, 20)), (40, 20)):
+        resized = images if size == 40 else torch.nn.functional.interpolate(
+            images, size=(size, size), mode="bilinear", antialias=True)
+        assert torch.equal(got, torch.addcmul(shift, resized, scale))
+
+
+def test_several_engine_streams_always_finish():
+    """Streams that end at once never wait on an end mark another stream took (this hung one
+    run in a few hundred before it was fixed)."""
+    from pathlib import Path
+
+    from bench.data.base import Sample
+    from bench.features.transforms import draw_transforms
+
+    class Fast:
+        class backbone:  # noqa: N801
+            channels = 1
+
+        def __call__(self, scaled):
+            return np.stack([x.mean(dim=(1, 2, 3)).numpy() for x in scaled], axis=1)
+
+        def streams(self):
+            return [self, self, self]
+
+    class Flat(ImageCache):
+        def load_compact(self, path, size):
+            return np.full((1, size, size), 7, np.uint8)
+
+    config = FeatureConfig(image_size=8, scales=(8, 4), photometric=True, extract_batch_size=1)
+    samples = [Sample(Path(f"/image{i}.png"), 0) for i in range(3)]
+    params = draw_transforms(config, 9, np.random.default_rng(0)).reshape(3, 3, 3)
+    for _ in range(60):
+        assert extract(Fast(), Flat(None), samples, params, config).shape == (3, 3, 2)

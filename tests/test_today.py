@@ -148,6 +148,9 @@ def test_nearest_and_the_reweighting_of_eq7():
     expected, where = full.topk(3, largest=False)
     np.testing.assert_allclose(dist.numpy(), expected.numpy(), rtol=1e-5, atol=1e-5)
     assert torch.equal(index, where)
+    nearest_one, at = nearest(queries, memory, chunk=7)  # k = 1: a minimum, not topk
+    np.testing.assert_allclose(nearest_one.numpy(), expected[:, :1].numpy(), rtol=1e-5, atol=1e-5)
+    assert torch.equal(at, where[:, :1])
 
 
 def slow_delong(labels, a, b):

@@ -32,6 +32,11 @@ from bench.store.atomic import atomic_path, set_aside_unreadable
 
 _PREFETCH = 8  # decoded images in flight ahead of the batch being assembled
 _QUEUE = 2  # prepared batches waiting for the engine
+# torch threads of the producer thread's transforms (thread-local: the engine's threads and
+# the main thread's keep theirs; None: the process's, as before). One thread measured no
+# faster on a 2-core EPYC (extraction 32.0 vs 32.1 img/s, benchmarks/transform_cost.py) and
+# could starve a fast engine (many cores, a GPU), so it is not the default.
+PRODUCER_THREADS: int | None = None
 
 
 def decoded(images: ImageCache, samples: Sequence[Sample], size: int) -> Iterator[np.ndarray]:
@@ -53,51 +58,90 @@ def stack_uint8(images: list[np.ndarray]) -> torch.Tensor:
                                       for x in images]))
 
 
+class InputBuffers:
+    """The engine's input buffers, one (batch, 3, s, s) tensor per scale a set, reused: the
+    producer fills a free set, the consumer frees it once the engine has run on it. At most
+    ``sets`` exist (those waiting in the queue, the engine's and the one being filled), so the
+    batches never pay for the page faults of fresh memory (40 MB a batch of 16 at 448 px)."""
+
+    def __init__(self, batch: int, scales: tuple[int, ...], sets: int, stop: threading.Event):
+        self.batch, self.scales, self.sets, self.stop = batch, scales, sets, stop
+        self.made = 0
+        self.free: queue.Queue = queue.Queue()
+
+    def take(self) -> list[torch.Tensor] | None:
+        """A free set (None once ``stop`` is set)."""
+        if self.free.empty() and self.made < self.sets:
+            self.made += 1
+            return [torch.empty(self.batch, 3, s, s) for s in self.scales]
+        while not self.stop.is_set():
+            try:
+                return self.free.get(timeout=0.1)
+            except queue.Empty:
+                continue
+        return None
+
+    def give(self, buffers: list[torch.Tensor]) -> None:
+        self.free.put(buffers)
+
+
 def _batches(images: ImageCache, samples: Sequence[Sample], params: np.ndarray,
-             config: FeatureConfig) -> Iterator[tuple[np.ndarray, list[torch.Tensor]]]:
-    """(flat indices, per-scale normalised inputs) for ``extract_batch_size`` transformed images
-    at a time, in image-major order."""
+             config: FeatureConfig, buffers: InputBuffers | None = None
+             ) -> Iterator[tuple[np.ndarray, list[torch.Tensor], list[torch.Tensor] | None]]:
+    """(flat indices, per-scale normalised inputs, the buffer set holding them) for
+    ``extract_batch_size`` transformed images at a time, in image-major order."""
     n, k, _ = params.shape
     flat_params = params.reshape(n * k, 3)
     scales = extractor_scales(config)
     pending: list[np.ndarray] = []
     slots: list[int] = []
 
-    def prepared() -> tuple[np.ndarray, list[torch.Tensor]]:
+    def prepared():
         idx = np.array(slots)
+        held = None if buffers is None else buffers.take()
+        if buffers is not None and held is None:
+            return None  # stopped
         with torch.inference_mode():
-            scaled = prepare_batch(stack_uint8(pending), flat_params[idx], config, scales)
+            scaled = prepare_batch(stack_uint8(pending), flat_params[idx], config, scales, held)
         pending.clear()
         slots.clear()
-        return idx, scaled
+        return idx, scaled, held
 
     for i, image in enumerate(decoded(images, samples, config.image_size)):
         for j in range(k):
             pending.append(image)
             slots.append(i * k + j)
             if len(pending) >= config.extract_batch_size:
-                yield prepared()
-    if pending:
-        yield prepared()
+                if (item := prepared()) is None:
+                    return
+                yield item
+    if pending and (item := prepared()) is not None:
+        yield item
 
 
 def extract(engine: Engine, images: ImageCache, samples: Sequence[Sample], params: np.ndarray,
             config: FeatureConfig, progress: bool = False, desc: str = "features") -> np.ndarray:
     """Features of every transformed image: params (N, K, 3) -> features (N, K, D).
 
-    A producer thread decodes, transforms and resizes the next batches while the engine runs on
-    the current one, so the engine does not wait for its input.
+    A producer thread decodes, transforms and resizes the next batches into reused buffers
+    while the engine runs on the current ones (``engine.streams()``: one call at a time, or
+    several, each in a thread of its own), so the engine does not wait for its input.
     """
     n, k, _ = params.shape
     dim = engine.backbone.channels * len(extractor_scales(config))
     out = np.empty((n * k, dim), dtype=np.float32)
-    ready: queue.Queue = queue.Queue(maxsize=_QUEUE)
+    streams = engine.streams()
+    ready: queue.Queue = queue.Queue(maxsize=_QUEUE + len(streams) - 1)
     stop = threading.Event()
     failure: list[BaseException] = []
+    buffers = InputBuffers(config.extract_batch_size, extractor_scales(config),
+                           _QUEUE + 2 * len(streams), stop)
 
     def produce() -> None:
         try:
-            for item in _batches(images, samples, params, config):
+            if PRODUCER_THREADS is not None:
+                torch.set_num_threads(PRODUCER_THREADS)
+            for item in _batches(images, samples, params, config, buffers):
                 while not stop.is_set():
                     try:
                         ready.put(item, timeout=0.1)
@@ -109,24 +153,51 @@ def extract(engine: Engine, images: ImageCache, samples: Sequence[Sample], param
         except BaseException as err:  # re-raised in the consumer
             failure.append(err)
         finally:
-            ready.put(None)
+            for _ in streams:
+                ready.put(None)
 
-    producer = threading.Thread(target=produce, name="feature-batches", daemon=True)
-    producer.start()
-    try:
-        with progress_bar(n * k, desc, enabled=progress, unit="img") as bar:
-            while (item := ready.get()) is not None:
-                idx, scaled = item
-                out[idx] = engine(scaled)
-                bar.update(len(idx))
-    finally:
-        stop.set()
-        while producer.is_alive():  # unblock a producer waiting on a full queue
+    with progress_bar(n * k, desc, enabled=progress, unit="img") as bar:
+        lock = threading.Lock()
+
+        def consume(run: Callable[[list[torch.Tensor]], np.ndarray]) -> None:
+            # Every batch comes before the end marks (one None a stream), so a stream that
+            # finds the queue empty once ``stop`` is set has nothing left to do: the other
+            # streams may have drained its mark.
             try:
-                ready.get(timeout=0.1)
-            except queue.Empty:
-                pass
-        producer.join()
+                while not failure:
+                    try:
+                        item = ready.get(timeout=0.1)
+                    except queue.Empty:
+                        if stop.is_set():
+                            return
+                        continue
+                    if item is None:
+                        return
+                    idx, scaled, held = item
+                    out[idx] = run(scaled)  # rows of its own: no two streams write the same
+                    buffers.give(held)
+                    with lock:
+                        bar.update(len(idx))
+            except BaseException as err:
+                failure.append(err)
+                stop.set()
+
+        threads = [threading.Thread(target=produce, name="feature-batches", daemon=True)]
+        threads += [threading.Thread(target=consume, args=(run,), name=f"engine-stream-{i}",
+                                     daemon=True) for i, run in enumerate(streams[1:], 1)]
+        for thread in threads:
+            thread.start()
+        try:
+            consume(streams[0])
+        finally:
+            stop.set()
+            while any(t.is_alive() for t in threads):  # unblock a producer on a full queue
+                try:
+                    ready.get(timeout=0.1)
+                except queue.Empty:
+                    pass
+            for thread in threads:
+                thread.join()
     if failure:
         raise failure[0]
     return out.reshape(n, k, dim)

@@ -41,6 +41,17 @@ ENGINES: tuple[str, ...] = typing.get_args(EngineName)  # the config field's cho
 PRECISIONS: tuple[str, ...] = typing.get_args(Precision)
 # The order ``auto`` tries on a CPU at fp32, fastest first (see the module docstring).
 CPU_FP32_PREFERENCE = ("onnxruntime", "openvino", "torch")
+# Whether ONNX Runtime's threads spin while they wait for work (its default) or yield the core
+# to the transforms' producer thread: extraction 32.1 vs 32.6 img/s on a 2-core EPYC, within
+# the noise (benchmarks/transform_cost.py); streams of one thread have no pool to spin.
+ORT_SPINNING = True
+# Batches ONNX Runtime runs at once in ``bank.extract``, each in its own session on its share of
+# the threads (1: one call at a time on all of them, as before). Measured side by side on a
+# 2-core AMD EPYC (benchmarks/transform_cost.py, nothing else running), EfficientNet-Lite0 at
+# 448/224/112 px, batches of 16: the engine alone 37.2 img/s as one 2-thread call, 39.9 as two
+# 1-thread streams; the whole extraction 32.1 -> 34.6 img/s (36.2 with the cheaper transforms).
+# The same numbers either way (tests/test_features.py).
+ORT_STREAMS = 2
 
 
 def engine_available(name: str) -> bool:
@@ -120,6 +131,11 @@ class Engine:
     def __call__(self, scaled: list[torch.Tensor]) -> np.ndarray:
         return np.concatenate([self.pooled(x) for x in scaled], axis=1)
 
+    def streams(self) -> list[Callable[[list[torch.Tensor]], np.ndarray]]:
+        """Callables like ``__call__`` that may run at the same time, one per thread of
+        ``bank.extract``: the same graph and numbers, the threads shared among them."""
+        return [self]
+
     def describe(self) -> str:
         """What ran, for the record."""
         return f"{self.name} {self.version()} {self.precision}"
@@ -174,19 +190,47 @@ class OnnxRuntimeEngine(Engine):
         super().__init__(backbone, module, device, precision)
         import onnxruntime as ort
 
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = torch.get_num_threads()
+        self.ort, self.graph = ort, onnx_bytes(module)
+        self.spinning, threads = ORT_SPINNING, torch.get_num_threads()
+        self.session = self._session(threads)
+        self.n_streams = max(1, min(ORT_STREAMS, threads))
+        self._streams: list[Callable] | None = None
+
+    def _session(self, threads: int):
+        options = self.ort.SessionOptions()
+        options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
-        self.session = ort.InferenceSession(onnx_bytes(module), options,
-                                            providers=["CPUExecutionProvider"])
+        options.add_session_config_entry("session.intra_op.allow_spinning",
+                                         "1" if self.spinning else "0")
+        return self.ort.InferenceSession(self.graph, options, providers=["CPUExecutionProvider"])
 
     def outputs(self, x: torch.Tensor) -> list[np.ndarray]:
         return self.session.run(None, {"images": x.contiguous().numpy()})
+
+    def streams(self) -> list[Callable[[list[torch.Tensor]], np.ndarray]]:
+        if self.n_streams == 1:
+            return [self]
+        if self._streams is None:  # made on first use: the maps' path never needs them
+            threads = max(1, torch.get_num_threads() // self.n_streams)
+            self._streams = [_SessionStream(self._session(threads))
+                             for _ in range(self.n_streams)]
+        return self._streams
 
     def version(self) -> str:
         import onnxruntime
 
         return onnxruntime.__version__
+
+
+class _SessionStream:
+    """``Engine.__call__`` on one ONNX Runtime session of its own."""
+
+    def __init__(self, session):
+        self.session = session
+
+    def __call__(self, scaled: list[torch.Tensor]) -> np.ndarray:
+        return np.concatenate([self.session.run(None, {"images": x.contiguous().numpy()})[0]
+                               for x in scaled], axis=1)
 
 
 class OpenVinoEngine(Engine):
