@@ -9,6 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from click.testing import CliRunner
+from record_helpers import whole_result
 
 from bench.cli import cli
 from bench.store.results import Record, ResultsStore
@@ -24,6 +25,7 @@ def record(method: str, category: str, seed: int, auroc: float | None, dataset: 
         category=category, seed=seed, shots=None, preset=preset, backbone=None, variant=None,
         config={}, config_hash=f"hash-{method}-{preset}", reduced=True, auroc=auroc,
         error=None if auroc is not None else "RuntimeError: boom",
+        **(whole_result(auroc) if auroc is not None else {}),
     )
 
 

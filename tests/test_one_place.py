@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from cli_helpers import TINY, invoke, one_line_error
+from record_helpers import whole_result
 
 from bench.config import applied_preset
 from bench.data import load_split
@@ -70,7 +71,8 @@ def test_split_variants_are_the_datasets_own(synthetic_root, tmp_path):
 def test_records_written_with_mtd_split_still_load(tmp_path):
     record = Record(cell_id="knn__mtd__x", status="ok", method="knn", dataset="mtd",
                     category="mtd", seed=0, shots=None, preset="fast", backbone="random",
-                    variant=None, config={}, config_hash="abc", reduced=True, auroc=0.9)
+                    variant=None, config={}, config_hash="abc", reduced=True, auroc=0.9,
+                    **whole_result(0.9))
     store = ResultsStore(tmp_path)
     path = store.write(record)
     data = json.loads(path.read_text())

@@ -204,7 +204,7 @@ def test_compare_command_prints_difference_interval_and_p(tmp_path):
                 category="mtd", seed=seed, shots=None, preset="fast", backbone="x",
                 variant=None, config={}, config_hash="h", reduced=True,
                 auroc=image_auroc(np.array(labels), np.array(scores)), scores=scores,
-                labels=labels, test_files=files))
+                labels=labels, test_files=files, n_test=len(files)))
     result = invoke("compare", "--methods", "differnet,patchcore", "--results-dir",
                     str(tmp_path))
     assert result.exit_code == 0, result.output
