@@ -6,8 +6,11 @@ version after v1), and cached splits are remade when it changes.
 
 - ``v1``: the first split's four defects (bench/data/defects/classic.py) with their own seeds
   and central placement, exactly as it always made them.
-- ``v2``: the frozen default, chosen by measured agreement with real defects (MTD and ELPV;
-  the evidence is ``MIX_EVIDENCE`` below and bench/origins.py).
+
+The default is still v1: a new default (v2) is to be chosen by ``benchmarks/recipe_mix.py`` from
+agreement studies on MTD and ELPV (tuned on one, judged on the other) and its evidence written
+to ``MIX_EVIDENCE`` below and bench/origins.py; until those studies exist no mix is frozen
+(the single recipes and any mix of them can be asked for by name: ``--recipes``).
 """
 
 from __future__ import annotations
