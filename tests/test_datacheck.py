@@ -116,13 +116,15 @@ def test_training_images_copied_or_resized_into_test_are_leakage_by_name(clean, 
     train, test = root / "widget" / "train" / "good", root / "widget" / "test" / "good"
     for i in (3, 7, 11):
         shutil.copy(train / f"{i:03d}.png", test / f"copy_{i}.png")
+    shutil.copy(train / "003.png", test / "copy_3_again.png")  # a second copy: leakage too
     with Image.open(train / "020.png") as image:
         image.resize((67, 67), Image.BILINEAR).save(test / "resized.png")
     result = check(root, tmp_path)
     exact, near = sorted(findings(result, "leakage", "good"), key=lambda f: f["values"]["how"])
     assert exact["severity"] == near["severity"] == "error"
     assert {p[0]: p[1] for p in exact["values"]["pairs"]} == {
-        f"test/good/copy_{i}.png": f"train/good/{i:03d}.png" for i in (3, 7, 11)}
+        **{f"test/good/copy_{i}.png": f"train/good/{i:03d}.png" for i in (3, 7, 11)},
+        "test/good/copy_3_again.png": "train/good/003.png"}
     assert [p[:2] for p in near["values"]["pairs"]] == [["test/good/resized.png",
                                                          "train/good/020.png"]]
     assert "test/good/resized.png" in near["files"] and "resized.png" in near["detail"]
@@ -135,6 +137,7 @@ def test_missing_empty_and_wrongly_sized_masks_are_named(clean, tmp_path):
     (gt / "001_mask.png").unlink()
     Image.fromarray(np.zeros((SIDE, SIDE), np.uint8)).save(gt / "002_mask.png")
     Image.fromarray(np.full((SIDE // 2, SIDE // 2), 255, np.uint8)).save(gt / "003_mask.png")
+    Image.fromarray(np.full((SIDE, SIDE), 255, np.uint8)).save(gt / "004_mask.png")  # all defect
     result = check(root, tmp_path)
     named = {f["values"]["problem"]: f["files"] for f in findings(result, "mask", "crack")}
     assert named == {"missing": ["test/crack/001.png"], "empty": ["test/crack/002.png"],
@@ -146,9 +149,12 @@ def test_grey_among_colour_and_16_bit_images_are_said(clean, tmp_path):
     train = root / "widget" / "train" / "good"
     Image.open(train / "000.png").convert("L").save(train / "000.png")
     Image.fromarray(np.full((SIDE, SIDE), 40000, np.uint16)).save(train / "001.png")
+    # An RGB file of a grey picture is grey, as the methods see it.
+    Image.open(train / "002.png").convert("L").convert("RGB").save(train / "002.png")
     result = check(root, tmp_path)
     (mixed,) = findings(result, "mixed_images")
-    assert set(mixed["files"]) == {"train/good/000.png", "train/good/001.png"}
+    assert set(mixed["files"]) == {"train/good/000.png", "train/good/001.png",
+                                   "train/good/002.png"}
     (mode,) = findings(result, "image_mode")
     assert mode["files"] == ["train/good/001.png"] and "I;16" in mode["detail"]
 

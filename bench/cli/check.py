@@ -174,7 +174,7 @@ def check_command(suite_name: str, categories, seeds, backbone, data_root, split
                f"{store.checks_dir}): {_counts(everything) or 'nothing flagged'}")
     if json_path is not None:
         json_path.parent.mkdir(parents=True, exist_ok=True)
-        json_path.write_text(json.dumps(findings_json(checks), indent=1))
+        json_path.write_text(json.dumps(findings_json(checks), indent=1, allow_nan=False))
         click.echo(f"wrote {len(everything)} findings to {json_path}")
     if strict:
         stop_on_errors(everything)

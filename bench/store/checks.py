@@ -31,7 +31,9 @@ KINDS = {
     "leakage": "the same image, exactly or nearly, in the training set and the test set",
     "duplicate": "the same file content twice within one folder (or in two test folders of one "
                  "label)",
-    "near_duplicate": "nearly the same image twice within one folder (perceptual hash)",
+    "near_duplicate": "nearly the same image twice within one folder (or in two test folders "
+                      "of one label): standardised 64-pixel thumbnails correlating at 0.995 or "
+                      "more",
     "label_conflict": "the same image labelled defect-free in one test folder and defective in "
                       "another",
     "mask": "a ground-truth mask missing, unreadable, of another size, not binary or empty "
@@ -141,17 +143,17 @@ def write_check(path: Path, check: dict[str, Any]) -> Path:
     why = check_problem(check)
     if why:
         raise ValueError(f"not a data check: {why}")
-    return write_text(path, json.dumps(_finite(check), indent=1, default=str, allow_nan=False))
+    return write_text(path, json.dumps(finite(check), indent=1, default=str, allow_nan=False))
 
 
-def _finite(value: Any) -> Any:
+def finite(value: Any) -> Any:
     """The value with every NaN or infinite number as null (JSON has neither)."""
     if isinstance(value, float):
         return value if math.isfinite(value) else None
     if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
+        return {k: finite(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_finite(v) for v in value]
+        return [finite(v) for v in value]
     return value
 
 

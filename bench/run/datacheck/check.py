@@ -31,7 +31,7 @@ from bench.data.base import NORMAL, Sample, Split
 from bench.data.content import ContentKeys
 from bench.data.fingerprint import split_fingerprint
 from bench.data.imagecache import ImageCache
-from bench.store.checks import CHECK_FORMAT, Finding
+from bench.store.checks import CHECK_FORMAT, Finding, finite
 from bench.store.results import ResultsStore
 
 # Bump when what the check computes changes: checks stored before are then made again.
@@ -86,7 +86,8 @@ def stored_check(split: Split, data_root: Path, store: ResultsStore, options: Ch
     found = store.read_check(fingerprint)
     if found is not None:
         return found, True
-    check = check_split(split, data_root, options, image_cache, fingerprint)
+    # As stored (no NaN or infinity), so the first run prints and writes what later runs read.
+    check = finite(check_split(split, data_root, options, image_cache, fingerprint))
     store.write_check(check)
     return check, False
 
@@ -99,14 +100,15 @@ def check_split(split: Split, data_root: Path, options: CheckOptions, image_cach
     folders = ["train"] * len(split.train) + [s.defect for s in split.test]
     names = [sample_name(s, data_root, category) for s in samples]
     headers = [images.header(s) for s in samples]
-    thumbs, _ = images.thumbnails(samples, image_cache, options.progress)
+    thumbs, why = images.thumbnails(samples, image_cache, options.progress)
     readable = [h is not None and t is not None for h, t in zip(headers, thumbs)]
     findings: list[Finding] = []
     broken = [n for n, ok in zip(names, readable) if not ok]
     if broken:
         findings.append(Finding(category, "unreadable", "error", None, broken,
                                 f"{len(broken)} image(s) cannot be read and were left out of "
-                                f"the check: {', '.join(broken[:5])}"))
+                                f"the check: {', '.join(broken[:5])}"
+                                + (f" ({why[0]})" if why else "")))
     keep = [i for i, ok in enumerate(readable) if ok]
     if not keep:
         return _result(split, data_root, options, fingerprint, start, [], findings, False)
@@ -118,7 +120,11 @@ def check_split(split: Split, data_root: Path, options: CheckOptions, image_cach
     folder_of = np.array([folders[i] for i in keep])
     test_folders = sorted({str(f) for f in folder_of if f != "train"},
                           key=lambda f: (f != NORMAL, f))
-    findings += _image_findings(category, [names[i] for i in keep], folder_of, kept_headers)
+    # Colour by content, as the methods see it (the image cache keeps one channel of a grey
+    # image whatever its mode): an RGB file of a grey picture is grey.
+    colour = np.array([thumbs[i].shape[0] == 3 for i in keep])
+    findings += _image_findings(category, [names[i] for i in keep], folder_of, kept_headers,
+                                colour)
 
     entries = [duplicates.Entry(folders[i], names[i], samples[i].label,
                                 image_cache.key(samples[i].path)) for i in keep]
@@ -159,10 +165,9 @@ def _result(split: Split, data_root: Path, options: CheckOptions, fingerprint: s
 
 
 def _image_findings(category: str, names: list[str], folders: np.ndarray,
-                    headers: Sequence[images.Header]) -> list[Finding]:
-    """Grey and colour images mixed; modes read with a loss."""
+                    headers: Sequence[images.Header], colour: np.ndarray) -> list[Finding]:
+    """Grey and colour images mixed (``colour``: by content); modes read with a loss."""
     out = []
-    colour = np.array([h.colour for h in headers])
     if colour.any() and not colour.all():
         minority = colour if colour.sum() <= (~colour).sum() else ~colour
         kind = "colour" if minority is colour else "grey"

@@ -80,8 +80,15 @@ def duplicate_findings(category: str, entries: Sequence[Entry],
     found: dict[tuple[str, str | None, str], list[tuple[Entry, Entry, float | None]]] = \
         defaultdict(list)
     for members in exact.values():
-        for a, b in zip(members, members[1:]):  # a chain names each copy once
+        train = [i for i in members if entries[i].train]
+        # A chain names each copy once; every test copy of a training image is leakage of its
+        # own (in a chain train -> test -> test the second would read as a test duplicate).
+        chain = train if train else members
+        for a, b in zip(chain, chain[1:]):
             _sort(found, entries[a], entries[b], None)
+        for i in members if train else ():
+            if not entries[i].train:
+                _sort(found, entries[i], entries[train[0]], None)
     for i, j, corr in pairs:
         if entries[i].key != entries[j].key:
             _sort(found, entries[i], entries[j], corr)

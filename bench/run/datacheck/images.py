@@ -27,7 +27,6 @@ from bench.features.transforms import normalized_scales
 from bench.progress import progress as progress_bar
 
 THUMB = 128  # side of the decoded thumbnail every statistic and the embedding are taken from
-GREY_MODES = frozenset({"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"})
 # Modes PIL converts to 8-bit RGB by clipping (16-bit, 32-bit integer, float): most of the
 # image's range is lost.
 LOSSY_MODES = frozenset({"I", "I;16", "I;16B", "I;16L", "I;16N", "F"})
@@ -47,10 +46,6 @@ class Header:
             return Image.getmodebands(self.mode)
         except (KeyError, ValueError):  # a mode PIL opens but does not list
             return 1
-
-    @property
-    def colour(self) -> bool:
-        return self.mode not in GREY_MODES
 
 
 def header(sample: Sample) -> Header | None:

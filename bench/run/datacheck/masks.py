@@ -51,7 +51,7 @@ def mask_problem(mask_path: Path, image_size: tuple[int, int] | None, normal: bo
         return "size"
     if values.max() == 0:
         return "empty"
-    if len(values) > 2 or values.min() != 0:
+    if len(values) > 2 or (len(values) == 2 and values[0] != 0):  # all defect is binary too
         return "not_binary"
     return None
 
