@@ -7,8 +7,7 @@
    difference of the features the engine makes of them (both 0: the same numbers bit for bit).
 2. ``bank.extract`` over ``--images`` MTD images x ``--transforms`` transforms (decoded
    beforehand, as every cell after the first finds them) in turn: today's transforms, and each
-   change on its own on top of today's (the cheaper transforms, the producer on one thread,
-   ONNX Runtime's threads not spinning while they wait, two engine streams of one thread each),
+   change on its own on top of today's (the cheaper transforms, ONNX Runtime's threads not spinning while they wait, two engine streams of one thread each),
    then all of them; transformed images a second beside the engine alone on ready batches of
    the same shapes (one stream on all threads, and two streams). ``--rounds`` rounds,
    the variants alternating within each, the median quoted.
@@ -99,18 +98,16 @@ def reference_prepare_batch(images, params, config, scales, out=None):
 
 
 @contextlib.contextmanager
-def variant(today_transforms: bool, producer_threads: int | None):
-    """``bank`` with today's transforms (fresh tensors a batch) or the current ones, and the
-    producer's torch threads."""
-    real = (bank.prepare_batch, bank.InputBuffers.take, bank.PRODUCER_THREADS)
+def variant(today_transforms: bool):
+    """``bank`` with today's transforms (fresh tensors a batch) or the current ones."""
+    real = (bank.prepare_batch, bank.InputBuffers.take)
     if today_transforms:
         bank.prepare_batch = reference_prepare_batch
         bank.InputBuffers.take = lambda self: [torch.empty(0)] * len(self.scales)
-    bank.PRODUCER_THREADS = producer_threads
     try:
         yield
     finally:
-        bank.prepare_batch, bank.InputBuffers.take, bank.PRODUCER_THREADS = real
+        bank.prepare_batch, bank.InputBuffers.take = real
 
 
 @click.command()
@@ -168,21 +165,20 @@ def main(data_root, images, n_transforms, rounds, backbone, engine_seconds):
         return
     today_engine = onnxruntime_engine(True, 1)  # ONNX Runtime's defaults, one call at a time
     variants = {
-        "today": (True, None, today_engine),
-        "cheaper transforms": (False, None, today_engine),
-        "producer on 1 thread": (True, 1, today_engine),
-        "engine threads not spinning": (True, None, onnxruntime_engine(False, 1)),
-        "two engine streams": (True, None, onnxruntime_engine(True, 2)),
-        "all": (False, 1, onnxruntime_engine(False, 2)),
+        "today": (True, today_engine),
+        "cheaper transforms": (False, today_engine),
+        "engine threads not spinning": (True, onnxruntime_engine(False, 1)),
+        "two engine streams": (True, onnxruntime_engine(True, 2)),
+        "all": (False, onnxruntime_engine(False, 2)),
     }
     rates: dict[str, list[float]] = {name: [] for name in variants}
     alone: dict[str, list[float]] = {"one stream": [], "two streams": []}
     for _ in range(rounds):
         alone["one stream"].append(engine_alone(today_engine, batch, scales, seconds=engine_seconds))
-        alone["two streams"].append(engine_alone(variants["two engine streams"][2], batch,
+        alone["two streams"].append(engine_alone(variants["two engine streams"][1], batch,
                                                  scales, seconds=engine_seconds))
-        for name, (today, threads_, eng) in variants.items():
-            with variant(today, threads_):
+        for name, (today, eng) in variants.items():
+            with variant(today):
                 start = time.perf_counter()
                 bank.extract(eng, cache, samples, params, config)
                 rates[name].append(params.shape[0] * params.shape[1]

@@ -32,11 +32,6 @@ from bench.store.atomic import atomic_path, set_aside_unreadable
 
 _PREFETCH = 8  # decoded images in flight ahead of the batch being assembled
 _QUEUE = 2  # prepared batches waiting for the engine
-# torch threads of the producer thread's transforms (thread-local: the engine's threads and
-# the main thread's keep theirs; None: the process's, as before). One thread measured no
-# faster on a 2-core EPYC (extraction 32.0 vs 32.1 img/s, benchmarks/transform_cost.py) and
-# could starve a fast engine (many cores, a GPU), so it is not the default.
-PRODUCER_THREADS: int | None = None
 
 
 def decoded(images: ImageCache, samples: Sequence[Sample], size: int) -> Iterator[np.ndarray]:
@@ -139,8 +134,6 @@ def extract(engine: Engine, images: ImageCache, samples: Sequence[Sample], param
 
     def produce() -> None:
         try:
-            if PRODUCER_THREADS is not None:
-                torch.set_num_threads(PRODUCER_THREADS)
             for item in _batches(images, samples, params, config, buffers):
                 while not stop.is_set():
                     try:
