@@ -61,10 +61,16 @@ def load_studies(results_dir: Path) -> list[dict]:
     for study in latest.values():
         recipes = [study["default_mix"], *study["recipes"]]
         for method in study["methods"]:
-            mine = [r for r in records if r.method == method and r.dataset == study["dataset"]
-                    and r.preset == study["preset"] and r.variant in study["points"]
-                    and r.status == "ok" and r.seed in study["seeds"]
-                    and set(study["recipes"]) <= set(r.info.get("val_aurocs", {}))]
+            if "cell_ids" in study:  # exactly the records behind the study
+                ids = set(study["cell_ids"])
+                mine = [r for r in records if r.cell_id in ids and r.method == method
+                        and r.status == "ok"]
+            else:  # a study written before it named its records
+                mine = [r for r in records if r.method == method
+                        and r.dataset == study["dataset"] and r.preset == study["preset"]
+                        and r.variant in study["points"] and r.status == "ok"
+                        and r.seed in study["seeds"]
+                        and set(study["recipes"]) <= set(r.info.get("val_aurocs", {}))]
             pairs = [(_Cell(r), r) for r in mine]
             names = list(study["points"])
             units = study_units(pairs, names, recipes)

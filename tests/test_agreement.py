@@ -12,8 +12,9 @@ from sklearn.metrics import roc_auc_score
 
 import bench.features.maps as maps_module
 from bench.report.trust import COMBINED, Unit, aurocs, borda, figures, study_figures
-from bench.run.agreement import agreement, point_name
+from bench.run.agreement import agreement
 from bench.run.runner import RunOptions, run_cell
+from bench.run.selection import point_name
 from bench.run.suites import Suite, plan
 from bench.store.results import ResultsStore
 

@@ -145,3 +145,22 @@ def test_the_select_command_runs_from_the_command_line(synthetic_root, tmp_path)
     from_file = [*args[:-3], "--grid-file", str(grid), "--no-progress"]
     result = CliRunner().invoke(cli, from_file)
     assert result.exit_code == 0 and "chosen by validation AUROC" in result.output, result.output
+
+
+def test_a_recipes_scores_do_not_depend_on_the_recipes_asked_for_beside_it(synthetic_root,
+                                                                          tmp_path):
+    """DifferNet draws its test transforms by an image's place in the list: each recipe's copy
+    j is scored under the transforms of the default mix's defect j, whatever else was asked."""
+    from bench.methods import build_detector
+    from bench.registry import RunContext
+    from bench.run.runner import recipe_scores
+
+    split = load_split("synthetic", "blobs", synthetic_root)
+    config = resolve_for_dataset("differnet", "tiny", "synthetic", {"backbone": "random"})
+    both = synthetic_validation(split.train, seed=0, folder=tmp_path, recipes=("pit", "crack"))
+    alone = synthetic_validation(split.train, seed=0, folder=tmp_path, recipes=("crack",))
+    detector = build_detector("differnet", config, RunContext(seed=0)).fit(both.train)
+    val = np.asarray(detector.score(both.validation), dtype=np.float64)
+    crack = [recipe_scores(detector, held, val)["val_recipe_scores"]["crack"]
+             for held in (both, alone)]
+    assert crack[0] == crack[1]

@@ -42,7 +42,7 @@ def figures_table(figures: list[dict]):
 @grid_options
 @click.option("--recipes", callback=csv_list(),
               help="Defect recipes and mixes to score beside the default mix, comma-separated "
-                   "(name or name/param=low:high; v1, v2 name mixes; `list` shows them) "
+                   "(name or name/param=low:high, or a mix: `list` shows them) "
                    "[default: the other mixes].")
 @click.option("--bootstrap", type=click.IntRange(min=0), default=1000, show_default=True,
               help="Bootstrap resamples of the images for the intervals.")
@@ -76,7 +76,7 @@ def agreement_command(suite_name: str, grid: tuple[str, ...], grid_file: Path | 
                       cache_dir=cache_dir, device=device, progress=progress,
                       bootstrap=bootstrap, grid_label=str(grid_file or " ".join(grid)))
     if study.failed:
-        click.echo(f"{len(study.failed)} point(s) failed and are left out:", err=True)
+        click.echo(f"{len(study.failed)} point(s) or method(s) failed and are left out:", err=True)
         for line in study.failed:
             click.echo(f"  {line}", err=True)
     if not study.figures:

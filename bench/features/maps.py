@@ -3,7 +3,8 @@ one or more input sizes, computed in batches and cached on disk by what they dep
 the patch-level methods (PatchCore, PaDiM, CS-Flow) read; the pooled pipeline's ``bank`` is the
 same idea for pooled features of transformed images. Each stage at each input size is a cache
 entry of its own (``cached_stage_maps``), so a grid over stages and the three methods together
-extract each image once per input recipe.
+compute each stage of each image once per input recipe (a stage not cached yet costs one more
+pass, for the missing stages alone).
 
 An image is decoded once at ``decode_size`` (the shared ``ImageCache``), centre-cropped to
 ``crop`` if asked (the PatchCore/PaDiM protocol: resize to 256, crop 224), resized to each of
@@ -93,7 +94,7 @@ def stage_cache_key(engine: Engine, images: ImageCache, samples: Sequence[Sample
     """Everything one stage's maps at one input size depend on: backbone, stage, engine and
     precision, how the image became the input, and the files' contents. Per stage (not per set
     of stages), so a grid over stages, and methods reading other stages of the same input,
-    extract each image once."""
+    compute each stage of each image once."""
     blob = json.dumps({
         "kind": "stage-maps", "backbone": engine.backbone.name, "stage": stage,
         "engine": engine.name, "precision": engine.precision, "image_recipe": RECIPE,
@@ -108,23 +109,25 @@ def cached_stage_maps(engine_for: Callable[[tuple[int, ...]], Engine], images: I
                       cache_dir: Path | None, batch_size: int = 16, progress: bool = False,
                       desc: str = "feature maps") -> list[list[np.ndarray]]:
     """``out[i][j]``: the maps at ``recipe.sizes[i]`` of ``stages[j]``, each stage at each size
-    a cache entry of its own; only the stages not cached are extracted (``engine_for(stages)``
-    gives an engine for those), in one pass over the images."""
+    a cache entry of its own; what is not cached is extracted (``engine_for(stages)`` gives an
+    engine for those stages) in one pass over the images, every missing size at once."""
     keyer = engine_for(stages)  # backbone, engine and precision are the same for any stages
-    out = []
-    for size in recipe.sizes:
-        single = MapRecipe(recipe.decode_size, recipe.crop, (size,))
-        keys = {s: stage_cache_key(keyer, images, samples, recipe, size, s) for s in stages}
-        todo = [s for s in stages if not is_cached(cache_dir, keys[s])]
-        pending: dict[int, np.ndarray] = {}
+    keys = {(size, s): stage_cache_key(keyer, images, samples, recipe, size, s)
+            for size in recipe.sizes for s in stages}
+    missing = [entry for entry, key in keys.items() if not is_cached(cache_dir, key)]
+    fresh: dict[tuple[int, int], np.ndarray] = {}
 
-        def compute(stage: int, single=single, todo=todo, pending=pending) -> np.ndarray:
-            if stage not in pending:  # the first missing stage extracts every missing one
-                wanted = tuple(sorted({*todo, stage} - set(pending)))
-                (maps,) = extract_maps(engine_for(wanted), images, samples, single, batch_size,
-                                       progress, desc)
-                pending.update(zip(wanted, maps))
-            return pending.pop(stage)
+    def compute(size: int, stage: int) -> np.ndarray:
+        if (size, stage) not in fresh:  # the first missing entry extracts every missing one
+            entries = {*missing, (size, stage)}
+            sizes = tuple(z for z in recipe.sizes if z in {z for z, _ in entries})
+            wanted = tuple(sorted({s for _, s in entries}))
+            per_size = extract_maps(engine_for(wanted), images, samples,
+                                    MapRecipe(recipe.decode_size, recipe.crop, sizes),
+                                    batch_size, progress, desc)
+            for z, maps in zip(sizes, per_size):
+                fresh.update({(z, s): m for s, m in zip(wanted, maps) if (z, s) in entries})
+        return fresh.pop((size, stage))
 
-        out.append([cached(cache_dir, keys[s], lambda s=s: compute(s)) for s in stages])
-    return out
+    return [[cached(cache_dir, keys[(size, s)], lambda size=size, s=s: compute(size, s))
+             for s in stages] for size in recipe.sizes]

@@ -28,19 +28,18 @@ import numpy as np
 from bench.config import config_hash
 from bench.data.defects.mixes import MIXES
 from bench.data.validation import validation_mix
-from bench.errors import BenchError
 from bench.report.trust import BOOTSTRAP, Unit, point_table, study_figures
 from bench.run.cells import preflight
 from bench.run.runner import RunOptions, run_cells
-from bench.run.selection import point_name
+from bench.run.selection import named_points
 from bench.run.suites import Suite, plan
 from bench.store.results import Record, ResultsStore
 
 
 def study_recipes() -> list[str]:
     """What a study scores beside the default mix when ``--recipes`` is not given: the other
-    mixes (v1 beside v2). Single recipes are asked for by name: each adds a defective copy of
-    every held-out image to score at every point."""
+    mixes (none while v1 is the only one). Single recipes are asked for by name: each adds a
+    defective copy of every held-out image to score at every point."""
     return list(MIXES)
 
 
@@ -57,9 +56,7 @@ def agreement(suite: Suite, points: list[dict[str, Any]], results_dir: Path, *,
               device: str = "cpu", progress: bool = False, bootstrap: int = BOOTSTRAP,
               grid_label: str = "") -> Study:
     """Run the grid with validation and test, and measure how the two rank the points."""
-    named = {point_name(p): {k: v for k, v in p.items() if k != "name"} for p in points}
-    if len(named) != len(points):
-        raise BenchError("two grid points have the same name; give them distinct `name`s.")
+    named = named_points(points)
     suite = dataclasses.replace(suite, variants=named, validation=suite.validation or "synthetic")
     cells = plan(suite, data_root=data_root)
     default_mix = validation_mix(cells[0].validation)
@@ -86,7 +83,9 @@ def agreement(suite: Suite, points: list[dict[str, Any]], results_dir: Path, *,
     for (method, dataset), pairs in groups.items():
         names = list(dict.fromkeys(c.variant for c, _ in pairs))
         units = study_units(pairs, names, [default_mix, *recipes])
-        if units is None:
+        if units is None:  # said, not silently dropped
+            failed.append(f"{method} on {dataset}: not every category x seed has a record of "
+                          "every grid point, so it has no figures; run the command again")
             continue
         default = next((names.index(c.variant) for c, _ in pairs
                         if config_hash(c.config) == defaults.get((method, dataset))), None)
@@ -103,6 +102,7 @@ def agreement(suite: Suite, points: list[dict[str, Any]], results_dir: Path, *,
         "preset": suite.preset, "backbone": suite.backbone, "seeds": suite.seeds,
         "categories": sorted({c.category for c in cells}), "grid": grid_label,
         "points": named, "default_mix": default_mix, "recipes": recipes,
+        "cell_ids": [c.cell_id for c in cells],  # the records behind the figures, exactly
         "mixes": [m for m in [default_mix, *recipes] if m in MIXES],
         "bootstrap": bootstrap, "written_at": stamp, "failed": failed,
         "note": "test labels read to measure the validation; nothing is chosen here",

@@ -235,17 +235,28 @@ def run_cell(cell: Cell, options: RunOptions | None = None,
 
 def recipe_scores(detector: Any, held: ValidationSplit, val_scores: np.ndarray) -> dict:
     """Each further recipe's validation AUROC (its defective copies against the held-out
-    normals already scored) and its scores: the defective images of all recipes scored in
-    one call, each image once."""
-    normals = val_scores[:len(held.normals)]
-    unique = list({s.path: s for samples in held.by_recipe.values() for s in samples}.values())
-    scored = dict(zip((s.path for s in unique),
-                      np.asarray(detector.score(unique), dtype=np.float64).tolist()))
-    labels = np.r_[np.zeros(len(normals)), np.ones(len(held.normals))]
-    aurocs, scores = {}, {}
-    for spec, samples in held.by_recipe.items():
-        scores[spec] = [scored[s.path] for s in samples]
-        aurocs[spec] = image_auroc(labels, np.r_[normals, scores[spec]])
+    normals already scored) and its scores.
+
+    A detector that draws test transforms by an image's place in the list (the pooled
+    pipeline's, with ``score_under``) scores a recipe's copy j under the transforms the default
+    mix's defect j had, so a recipe's scores do not depend on which other recipes were asked
+    for, and a mix assembled from single recipes afterwards scores as that mix would. Any other
+    detector scores each image alone: the defective images of all recipes in one call, each
+    once."""
+    n = len(held.normals)
+    normals = val_scores[:n]
+    labels = np.r_[np.zeros(n), np.ones(n)]
+    if hasattr(detector, "score_under"):
+        params = detector.test_params(len(held.validation))[n:]
+        scores = {spec: np.asarray(detector.score_under(samples, params), np.float64).tolist()
+                  for spec, samples in held.by_recipe.items()}
+    else:
+        unique = list({s.path: s for group in held.by_recipe.values() for s in group}.values())
+        scored = dict(zip((s.path for s in unique),
+                          np.asarray(detector.score(unique), dtype=np.float64).tolist()))
+        scores = {spec: [scored[s.path] for s in samples]
+                  for spec, samples in held.by_recipe.items()}
+    aurocs = {spec: image_auroc(labels, np.r_[normals, s]) for spec, s in scores.items()}
     return {"val_aurocs": aurocs, "val_recipe_scores": scores}
 
 

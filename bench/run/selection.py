@@ -76,19 +76,22 @@ def point_name(point: dict[str, Any]) -> str:
     return re.sub(r"[^A-Za-z0-9._=+-]", "_", raw)
 
 
+def named_points(points: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Each grid point by its ``point_name``, without its ``name`` field; names are unique."""
+    named = {point_name(p): {k: v for k, v in p.items() if k != "name"} for p in points}
+    if len(named) != len(points):
+        raise BenchError("two grid points have the same name; give them distinct `name`s.")
+    return named
+
+
 def select(suite: Suite, grid: dict[str, list[Any]] | list[dict[str, Any]], results_dir: Path,
            *, data_root: Path | None = None, cache_dir: Path | None = None, device: str = "cpu",
            progress: bool = False) -> Selection:
     """Run the grid (``field -> values``, or a list of points as a grid file gives them) with
     the synthetic validation split; pick the point of best mean validation AUROC (over
     categories and seeds; the first one given wins a tie)."""
-    points = grid_points(grid) if isinstance(grid, dict) else [
-        {k: v for k, v in p.items() if k != "name"} for p in grid]
-    names = [point_name(p) for p in grid] if isinstance(grid, list) else list(map(point_name, points))
-    if len(set(names)) != len(names):
-        raise BenchError("two grid points have the same name; give them distinct `name`s.")
-    variants = dict(zip(names, points))
-    fields = list(dict.fromkeys(k for p in points for k in p))
+    variants = named_points(grid_points(grid) if isinstance(grid, dict) else grid)
+    fields = list(dict.fromkeys(k for p in variants.values() for k in p))
     suite = dataclasses.replace(suite, variants=variants, validation="synthetic")
     cells = plan(suite, data_root=data_root)
     preflight(cells, check_test=False)

@@ -28,7 +28,7 @@ def recipe_class(name: str) -> type[Recipe]:
     source = name if ":" in name else getattr(_entry_points().get(name), "value", None)
     if source is None:
         raise BenchError(f"unknown defect recipe {name!r}; choose from {', '.join(sorted(RECIPES))}"
-                         ", a mix (v1, v2), or name a plugin as module.path:Class.")
+                         ", a mix (`bench.py list` names them), or name a plugin as module.path:Class.")
     module, _, attr = source.partition(":")
     try:
         cls = getattr(importlib.import_module(module), attr)
