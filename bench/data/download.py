@@ -206,13 +206,20 @@ def safe_extract(archive: Path, target: Path) -> None:
         else:
             raise BenchError(f"{archive} is neither a zip nor a tar archive; pass the dataset's "
                              "original archive.")
-    except tarfile.FilterError as err:
+    except _TAR_FILTER_ERROR as err:
         raise _unsafe(archive, err.tarinfo.name) from None
     except _CORRUPT as err:
         raise BenchError(
             f"archive {archive} is corrupt or incomplete ({type(err).__name__}); delete it and "
             "download it again."
         ) from None
+
+
+# tarfile's "data" filter (Python 3.11.4 and later) where this Python has it; 3.11.0-3.11.3 have
+# none, and the checks of ``_extract_tar`` refuse what it would (paths or links leading out,
+# special files) on any Python.
+_TAR_FILTER = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
+_TAR_FILTER_ERROR = getattr(tarfile, "FilterError", ())
 
 
 def _unsafe(archive: Path, member: str) -> BenchError:
@@ -248,7 +255,7 @@ def _extract_tar(archive: Path, root: Path) -> None:
             elif not (member.isfile() or member.isdir()):
                 raise BenchError(f"archive {archive} holds the special file {member.name!r}; "
                                  "refusing to unpack it: get the dataset's original archive.")
-            tf.extract(member, root, filter="data")
+            tf.extract(member, root, **_TAR_FILTER)
 
 
 # ---------------------------------------------------------------------------------- importing
