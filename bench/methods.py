@@ -9,8 +9,6 @@ names the family (``methods = ["paper", "today"]``).
 from __future__ import annotations
 
 import dataclasses
-import functools
-import importlib
 from importlib import metadata
 from typing import Any
 
@@ -27,6 +25,7 @@ import baselines.patchcore  # noqa: F401
 import bench.differnet  # noqa: F401
 from bench.config import config_from_dict
 from bench.errors import BenchError
+from bench.plugins import entry_points, load_object
 from bench.registry import METHODS, Detector, MethodSpec, RunContext
 
 ENTRY_POINT_GROUP = "differnet_bench.methods"
@@ -35,7 +34,7 @@ ENTRY_POINT_GROUP = "differnet_bench.methods"
 def get_method(name: str) -> MethodSpec:
     """A built-in method by name, a plugin by ``module.path:Class``, or a plugin installed
     under the entry point group ``differnet_bench.methods``."""
-    entry = _entry_points().get(name)
+    entry = entry_points(ENTRY_POINT_GROUP).get(name)
     if name in METHODS and (METHODS[name].source is not None or entry is None):
         return METHODS[name]
     if ":" in name:
@@ -86,23 +85,14 @@ def expand_methods(names: list[str]) -> list[str]:
 
 def available_methods() -> list[str]:
     """Built-in methods and installed plugins (by entry point name; none is imported)."""
-    return sorted({*METHODS, *_entry_points()})
-
-
-@functools.cache
-def _entry_points() -> dict[str, metadata.EntryPoint]:
-    return {e.name: e for e in metadata.entry_points(group=ENTRY_POINT_GROUP)}
+    return sorted({*METHODS, *entry_points(ENTRY_POINT_GROUP)})
 
 
 def _load(name: str, source: str) -> MethodSpec:
     """Import ``source`` (``module:Class``) and register its method under ``name``, noting where
     it came from and its package's version (records keep both)."""
-    module_name, _, class_name = source.partition(":")
-    try:
-        cls = getattr(importlib.import_module(module_name), class_name)
-    except (ImportError, AttributeError) as err:
-        raise BenchError(f"method {name!r}: cannot load {source} ({type(err).__name__}: {err}); "
-                         "install the package that provides it or put it on PYTHONPATH.") from None
+    module_name = source.partition(":")[0]
+    cls = load_object(f"method {name!r}", source)
     spec = next((s for s in METHODS.values() if s.cls is cls), None)
     if spec is None:
         raise BenchError(f"method {name!r}: {source} is not registered; decorate the class with "
