@@ -24,7 +24,28 @@ class ValueOrigin:
     evidence: str  # what was measured, and whether a test AUROC had been seen before
     backbone: str | None = None  # applies only with this backbone
     config: str | None = None  # applies only to this config class (None: any that has the field)
+    mix: str | None = None  # the validation recipe mix it was chosen on (bench/data/defects/mixes)
 
+
+# How the default validation mix (bench/data/defects/mixes.py, v2) was chosen: by
+# benchmarks/recipe_mix.py over two PatchCore agreement studies (`bench.py agreement --methods
+# patchcore --preset fast --backbone efficientnet_lite0 --seeds 0 --recipes <13 single recipes
+# and v1>`: MTD on bench/suites/grids/patchcore-agreement.toml, 12 points; ELPV poly on
+# patchcore-agreement-elpv.toml, the same without the two stride-4 points, 10 points). Every
+# mix of 1-4 recipes whose median validation AUROC lay in 0.70-0.92 on each study; the highest
+# mean Kendall tau-b chosen. Test labels were read for this, one level above any method's values.
+VALIDATION_MIX_ORIGIN = (
+    "v2 = crack + cutpaste + pit/contrast=10:35 + uneven/contrast=20:60, chosen on both studies "
+    "(1092 candidates): MTD tau-b 0.90 [0.21, 0.85], regret 0.0 [0.0, 11.3] points, median "
+    "validation AUROC 0.703 (IQR 0.034); ELPV tau-b 0.64 [0.07, 0.78], regret 0.3 [0.0, 2.7], "
+    "median 0.717 (IQR 0.045). In-sample figures: the honest estimate is the cross one. Tuned on "
+    "ELPV alone (nsa + uneven/contrast=20:60) and judged on MTD: tau-b 0.29 [0.00, 0.70], regret "
+    "8.4 [0.0, 12.4]; tuned on MTD alone (crack + cutpaste + cutpaste/area=0.005:0.03 + "
+    "cutpaste_scar) and judged on ELPV: tau-b 0.56 [0.07, 0.73], regret 0.3 [0.0, 2.2]. v1 on "
+    "the same grids: MTD tau-b 0.17 [-0.08, 0.38], regret 8.4 [5.7, 13.1], median 0.963; ELPV "
+    "tau-b 0.45 [-0.20, 0.64], regret 0.3 [0.0, 6.0], median 0.911. Brackets: 95 % image "
+    "bootstrap intervals (1000 resamples)."
+)
 
 # Every such value, with its evidence. The runner records the ones a cell uses, and the report
 # says for each table whether any value behind it was decided on test data.

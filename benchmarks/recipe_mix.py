@@ -140,9 +140,10 @@ def describe(study: dict, mix: tuple[str, ...] | str, bootstrap: int) -> dict:
         row = score(study, mix, bootstrap)
     return {"dataset": study["dataset"], "method": study["method"], "study": study["file"],
             "validation": mix if isinstance(mix, str) else "+".join(mix),
-            **{k: row[k] for k in ("points", "val_median", "val_iqr", "kendall_tau_b",
-                                   "kendall_tau_b_ci", "spearman", "regret", "regret_ci",
-                                   "test_best_in_top3", "default_regret", "random_regret")}}
+            **{k: row.get(k) for k in ("points", "val_median", "val_iqr", "kendall_tau_b",
+                                       "kendall_tau_b_ci", "spearman", "regret", "regret_ci",
+                                       "test_best_in_top3", "default_regret",
+                                       "random_regret")}}  # no intervals at --bootstrap 0
 
 
 def main(argv: list[str] | None = None) -> None:

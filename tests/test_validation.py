@@ -164,3 +164,17 @@ def test_a_recipes_scores_do_not_depend_on_the_recipes_asked_for_beside_it(synth
     crack = [recipe_scores(detector, held, val)["val_recipe_scores"]["crack"]
              for held in (both, alone)]
     assert crack[0] == crack[1]
+
+
+def test_a_mix_is_its_recipes_own_copies_in_turn(synthetic_root, tmp_path):
+    """What benchmarks/recipe_mix.py assumed when it chose the default mix from single-recipe
+    studies: held-out image j of a mix of k recipes is recipe j mod k's own copy of image j, the
+    same file a study of that recipe alone scored."""
+    split = load_split("synthetic", "blobs", synthetic_root)
+    mix = MIXES[DEFAULT_MIX]
+    assert not mix.legacy, "the default mix is assembled from single recipes"
+    both = synthetic_validation(split.train, seed=0, folder=tmp_path, recipes=mix.recipes)
+    defects = [s for s in both.validation if s.label == 1]
+    for j, sample in enumerate(defects):
+        alone = both.by_recipe[mix.recipes[j % len(mix.recipes)]][j]
+        assert sample.path == alone.path and sample.mask_path == alone.mask_path

@@ -115,6 +115,22 @@ def values_chosen_on_test(records: list[Record]) -> list[str] | None:
                    for o in r.info["value_origins"] if o["decided_on"] == "test"})
 
 
+def mixes_chosen_on_test(records: list[Record]) -> list[str]:
+    """Validation mixes behind the recorded preset values whose own choice read test labels
+    (``Mix.chosen_with_test_labels_of``), each with those datasets."""
+    from bench.data.defects.mixes import get_mix
+
+    names = sorted({o["mix"] for r in records for o in r.info.get("value_origins", ())
+                    if isinstance(o, dict) and o.get("mix")})
+    out = []
+    for name in names:
+        mix = get_mix(name)
+        if mix is not None and mix.chosen_with_test_labels_of:
+            out.append(f"{name} (chosen with the test labels of "
+                       f"{', '.join(mix.chosen_with_test_labels_of)})")
+    return out
+
+
 def _unverified_data(records: list[Record]) -> str:
     """A flag for records whose files did not match a verified download's manifest."""
     mismatched = sum(r.data_verified is False for r in records)
@@ -161,6 +177,10 @@ def provenance(
     chosen = values_chosen_on_test(records)
     if chosen:
         flags.append(f"values chosen on test data: {', '.join(chosen)}")
+    mixes = mixes_chosen_on_test(records)
+    if mixes:
+        flags.append(f"values chosen on the validation mix {', '.join(mixes)}, one level above "
+                     "the values")
     splits = sorted({f"{d} {v}" for d, v in zip(ok["dataset"], ok["split_variant"])
                      if v != NO_SPLIT_VARIANT})
     return Provenance(
