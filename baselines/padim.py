@@ -54,9 +54,11 @@ PADIM_PRESETS: dict[str, dict] = {
     "paper": {},
     # PaDiM does not train: its paper configuration runs in minutes on 2 CPU cores (with the
     # offline backbone, strides 4, 8, 16 are EfficientNet-Lite0's stages 2, 3, 5: 176 channels,
-    # all kept), so the reduced presets keep every value of the paper's.
-    "cpu": {},
-    "fast": {},
+    # all kept). The reduced presets keep the paper's values but the input: 320 px without the
+    # 256 -> 224 centre crop, chosen by `bench.py select` on validation mix v2
+    # (origins.VALUE_ORIGINS).
+    "cpu": dict(image_size=320, resize=320),
+    "fast": dict(image_size=320, resize=320),
     # For tests: 64-pixel images straight (no crop), strides 2, 4, 8 (the random backbone's).
     "tiny": dict(image_size=64, resize=None, feature_strides=(2, 4, 8)),
 }

@@ -14,7 +14,7 @@ from bench.data.defects import parse_recipe
 from bench.data.defects.mixes import DEFAULT_MIX, MIXES
 from bench.data.validation import synthetic_validation, validation_value
 from bench.origins import value_origins
-from bench.report.provenance import values_chosen_on_test
+from bench.report.provenance import mixes_chosen_on_test, values_chosen_on_test
 from bench.run.runner import RunOptions, run_cell
 from bench.run.selection import select
 from bench.run.suites import Suite, plan, resolve_for_dataset
@@ -123,6 +123,11 @@ def test_the_report_flags_values_decided_on_test_data():
                          "decided_on": "validation"}]})
     assert values_chosen_on_test([record]) == ["backbone_stage=5 (fast)"]
     assert values_chosen_on_test([dataclasses.replace(record, info={})]) is None  # an older record
+    assert mixes_chosen_on_test([record]) == []
+    # A value chosen on validation, on a mix whose own choice read test labels: said, with whose.
+    on_v2 = dataclasses.replace(record, info={"value_origins": [
+        {"field": "resize", "value": 320, "decided_on": "validation", "mix": "v2"}]})
+    assert mixes_chosen_on_test([on_v2]) == ["v2 (chosen with the test labels of MTD, ELPV)"]
 
 
 def test_the_select_command_runs_from_the_command_line(synthetic_root, tmp_path):

@@ -220,9 +220,9 @@ def _cell_options() -> list:
                           "random, a seeded 80/20 split); `list` shows them."),
         click.option("--validation", callback=validation,
                      help="synthetic: hold out 20 % of the training images and pair them with "
-                          "synthetic defects (the default recipe mix; synthetic-v1 names the "
-                          "first one): each cell also reports a validation AUROC, no test image "
-                          "involved."),
+                          "synthetic defects (the default recipe mix, v2; synthetic-v1 names "
+                          "the first one): each cell also reports a validation AUROC, no test "
+                          "image involved."),
         click.option("--set", "set_", multiple=True,
                      help="Override a config field: --set epochs=10 "
                           "(`list --fields METHOD` shows the fields)."),
