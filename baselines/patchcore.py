@@ -73,7 +73,8 @@ PATCHCORE_PRESETS: dict[str, dict] = {
     # preset and kept here (origins.VALUE_ORIGINS). The coreset's random projection to 32
     # dimensions instead of 128, 4-8 times faster per greedy step; on the synthetic validation
     # split of MTD it cost nothing. A 5 % coreset, a compute budget: at 320 px the paper's 10 %
-    # (97 440 of 974 400 patches) took 13.7 min on a 2-core EPYC (greedy selection 613 s).
+    # (97 440 of 974 400 patches) took 13.7 min on a 2-core EPYC (greedy selection 613 s); test
+    # AUROCs had been seen before, so origins.VALUE_ORIGINS lists it as decided on test.
     "cpu": dict(projection_dim=32, image_size=320, resize=320, coreset_fraction=0.05),
     # A few minutes: PatchCore-1%, a compute budget, not a choice (the paper's Table 1 reports
     # 99.0 for it on MVTec as for 10 %; none of our test AUROCs was looked at).

@@ -100,7 +100,7 @@ VALUE_ORIGINS: tuple[ValueOrigin, ...] = (
         "PatchCore at 320 px without the 256 -> 224 centre crop (the paper: 224 after 256): "
         "bench.py select on MTD's validation split with mix v2, fast preset (coreset 1 %), 8 "
         "points: 0.741 vs 0.725 without the crop at 224 and 0.656-0.698 for the rest; kept for "
-        "cpu (10 %). The mix v2 was chosen with MTD and ELPV test labels (VALIDATION_MIX_ORIGIN); "
+        "cpu (5 %). The mix v2 was chosen with MTD and ELPV test labels (VALIDATION_MIX_ORIGIN); "
         "the test AUROCs of these points were in the agreement study's records, not read here.",
         config="PatchCoreConfig", mix="v2",
     ),
@@ -108,6 +108,15 @@ VALUE_ORIGINS: tuple[ValueOrigin, ...] = (
         "resize", 320, ("cpu", "fast"), "validation",
         "No centre crop (resize to 320, crop 320): chosen with image_size, see its entry.",
         config="PatchCoreConfig", mix="v2",
+    ),
+    # A compute budget, listed here because test AUROCs had been seen before it was set.
+    ValueOrigin(
+        "coreset_fraction", 0.05, ("cpu",), "test",
+        "PatchCore cpu's 5 % coreset (the paper: 10 %) was set by time alone: at 320 px the 10 % "
+        "cell took 13.7 min on MTD on a 2-core EPYC, over the 10-minute budget. Its MTD test "
+        "AUROC (92.2) and the fast preset's at 1 % (90.9) had been seen before, so it is listed "
+        "as decided on test.",
+        config="PatchCoreConfig",
     ),
     ValueOrigin(
         "image_size", 320, ("cpu", "fast"), "validation",
