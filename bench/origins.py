@@ -111,7 +111,8 @@ VALUE_ORIGINS: tuple[ValueOrigin, ...] = (
         "bench.py select on MTD's validation split with mix v2, fast preset (coreset 1 %), 8 "
         "points: 0.741 vs 0.725 without the crop at 224 and 0.656-0.698 for the rest; kept for "
         "cpu (5 %). The mix v2 was chosen with MTD and ELPV test labels (VALIDATION_MIX_ORIGIN); "
-        "the test AUROCs of these points were in the agreement study's records, not read here.",
+        "select read no test AUROC, but those of the same points (the agreement study, read "
+        "to choose the mix) had been seen before it ran.",
         config="PatchCoreConfig", mix="v2",
     ),
     ValueOrigin(
