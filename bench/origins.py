@@ -50,6 +50,15 @@ VALIDATION_MIX_ORIGIN = (
     "(1000 resamples)."
 )
 
+
+def _no_crop_at_320(config: str) -> ValueOrigin:
+    """``resize`` = 320 beside ``image_size`` = 320: one choice, whose evidence is image_size's."""
+    return ValueOrigin(
+        "resize", 320, ("cpu", "fast"), "validation",
+        "No centre crop (resize to 320, crop 320): chosen with image_size, see its entry.",
+        config=config, mix="v2")
+
+
 # Every such value, with its evidence. The runner records the ones a cell uses, and the report
 # says for each table whether any value behind it was decided on test data.
 VALUE_ORIGINS: tuple[ValueOrigin, ...] = (
@@ -115,11 +124,7 @@ VALUE_ORIGINS: tuple[ValueOrigin, ...] = (
         "to choose the mix) had been seen before it ran.",
         config="PatchCoreConfig", mix="v2",
     ),
-    ValueOrigin(
-        "resize", 320, ("cpu", "fast"), "validation",
-        "No centre crop (resize to 320, crop 320): chosen with image_size, see its entry.",
-        config="PatchCoreConfig", mix="v2",
-    ),
+    _no_crop_at_320("PatchCoreConfig"),
     # A compute budget, listed here because test AUROCs had been seen before it was set.
     ValueOrigin(
         "coreset_fraction", 0.05, ("cpu",), "test",
@@ -137,11 +142,7 @@ VALUE_ORIGINS: tuple[ValueOrigin, ...] = (
         "The mix v2 was chosen with MTD and ELPV test labels (VALIDATION_MIX_ORIGIN).",
         config="PaDiMConfig", mix="v2",
     ),
-    ValueOrigin(
-        "resize", 320, ("cpu", "fast"), "validation",
-        "No centre crop (resize to 320, crop 320): chosen with image_size, see its entry.",
-        config="PaDiMConfig", mix="v2",
-    ),
+    _no_crop_at_320("PaDiMConfig"),
     # CS-Flow on efficientnet_lite0 (stage 6 at 768 / 384 / 192 px, a 64-wide flow of 3 x 3
     # kernels), the same validation split (seed 0), validation AUROC by epoch:
     #   lr 2e-4: 0.800 / 0.802 / 0.843 at epochs 4 / 6 / 10; standardised: 0.811 / 0.839 / 0.859 /
