@@ -11,7 +11,7 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 import bench.features.maps as maps_module
-from bench.report.trust import COMBINED, Unit, aurocs, borda, figures, study_figures
+from bench.report.trust import ANOTHER_SEED, COMBINED, Unit, aurocs, borda, figures, study_figures
 from bench.run.agreement import agreement
 from bench.run.runner import RunOptions, run_cell
 from bench.run.selection import point_name
@@ -127,9 +127,15 @@ def test_the_agreement_command(synthetic_root, tmp_path):
     args = ["agreement", "--suite", "smoke", "--methods", "knn", "--categories", "stripes",
             "--preset", "tiny", "--backbone", "random", "--data-root", str(synthetic_root),
             "--results-dir", str(tmp_path / "r"), "--no-progress", "--bootstrap", "10"]
-    result = CliRunner().invoke(cli, [*args, "--grid-file", str(grid), "--recipes", "pit,crack"])
+    result = CliRunner().invoke(cli, [*args, "--grid-file", str(grid), "--recipes", "pit,crack",
+                                      "--seeds", "0,1"])
     assert result.exit_code == 0, result.output
     assert "tau-b" in result.output and "combined (Borda)" in result.output
+    # Two seeds: one seed's test against the other's, the most a validation could reach.
+    (study,) = (tmp_path / "r").glob("agreement/studies/*.json")
+    (repeat,) = [f for f in json.loads(study.read_text())["figures"]
+                 if f["recipe"] == ANOTHER_SEED]
+    assert repeat["pairs"] == 2 and "test of another seed" in result.output
     for extra, words in ((["--grid-file", str(grid), "--grid", "n_test_transforms=1,2"], "not both"),
                          (["--grid-file", str(grid), "--recipes", "pitt"], "unknown defect recipe"),
                          (["--grid", "n_test_transformz=1,2"], "n_test_transformz")):

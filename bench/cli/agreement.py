@@ -16,7 +16,9 @@ from bench.errors import BenchError
 
 
 def _interval(row: dict, name: str, digits: int) -> str:
-    low, high = row.get(f"{name}_ci", (math.nan, math.nan))
+    if f"{name}_ci" not in row:  # a figure without an interval (one seed's test against another's)
+        return f"{row[name]:.{digits}f}"
+    low, high = row[f"{name}_ci"]
     return f"{row[name]:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
 
 

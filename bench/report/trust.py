@@ -17,12 +17,16 @@ For a grid of points (configurations), each with a validation AUROC and a test A
 
 Recipes combined: each recipe ranks the points by its validation AUROC and the ranks are
 summed (Borda count; ties share their mean rank); the sum then stands for the validation AUROC.
+
+With two or more seeds, the same figures with one seed's test AUROCs standing for the validation
+and another seed's as the test (``seed_figures``): how far the test's own ranking repeats from
+one training run to the next, the most a validation could agree with a single run's test.
 """
 
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -30,6 +34,7 @@ from scipy import stats
 
 BOOTSTRAP = 1000
 COMBINED = "combined (Borda)"
+ANOTHER_SEED = "test of another seed"
 
 
 @dataclass
@@ -91,6 +96,27 @@ def figures(val: np.ndarray, test: np.ndarray, default: int | None = None) -> di
         "chosen": chosen,
         "test_best": int(np.argmax(test)),
     }
+
+
+def seed_figures(tests: Mapping[int, np.ndarray], default: int | None = None) -> dict | None:
+    """The figures with seed a's test AUROCs (per point) as the validation and seed b's as the
+    test, averaged over every ordered pair of seeds (a != b); the top-3 flag holds only if it
+    holds for every pair. None with fewer than two seeds. No bootstrap: the spread between
+    training runs is what it measures.
+
+    >>> row = seed_figures({0: np.array([0.9, 0.8, 0.7]), 1: np.array([0.8, 0.9, 0.7])})
+    >>> round(row["kendall_tau_b"], 3), round(row["regret"], 3), row["pairs"]
+    (0.333, 10.0, 2)
+    """
+    seeds = sorted(tests)
+    if len(seeds) < 2:
+        return None
+    pairs = [figures(tests[a], tests[b], default) for a in seeds for b in seeds if a != b]
+    mean = {k: float(np.mean([p[k] for p in pairs]))
+            for k in ("kendall_tau_b", "spearman", "regret", "default_regret", "random_regret")}
+    return {"recipe": ANOTHER_SEED, "points": pairs[0]["points"], **mean,
+            "test_best_in_top3": all(p["test_best_in_top3"] for p in pairs),
+            "val_median": np.nan, "val_iqr": np.nan, "pairs": len(pairs)}
 
 
 def _point_aurocs(units: Sequence[Unit], recipes: Sequence[str], rng=None

@@ -8,7 +8,8 @@ images) and on the test set. Records go to the results folder's study place
 (``ResultsStore.agreement()``, never read by the main tables), each with its point's name as
 ``variant``, ``val_auroc`` for the default mix, ``info["val_aurocs"]`` for the other recipes and
 the test ``scores``, ``labels`` and ``auroc``. The figures (``bench.report.trust``) are computed
-per method x dataset x recipe and written as one JSON under ``studies/``.
+per method x dataset x recipe and written as one JSON under ``studies/``; with two or more seeds,
+also one seed's test against another's (how far the test itself repeats).
 
 The test labels are read here by design: this measures the validation, it chooses nothing.
 """
@@ -28,7 +29,7 @@ import numpy as np
 from bench.config import config_hash
 from bench.data.defects.mixes import MIXES
 from bench.data.validation import validation_mix
-from bench.report.trust import BOOTSTRAP, Unit, point_table, study_figures
+from bench.report.trust import BOOTSTRAP, Unit, point_table, seed_figures, study_figures
 from bench.run.cells import preflight
 from bench.run.runner import RunOptions, run_cells
 from bench.run.selection import named_points
@@ -92,7 +93,9 @@ def agreement(suite: Suite, points: list[dict[str, Any]], results_dir: Path, *,
         where = {"method": method, "dataset": dataset}
         table += [{**where, **row} for row in point_table(units, [default_mix, *recipes], names)]
         singles = [r for r in recipes if r not in MIXES]
-        for row in study_figures(units, [default_mix, *recipes], singles, default, bootstrap):
+        rows = study_figures(units, [default_mix, *recipes], singles, default, bootstrap)
+        repeat = seed_figures(seed_tests(pairs, names), default)
+        for row in rows + ([repeat] if repeat else []):
             figures.append({**where, "default_mix": default_mix, **row})
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S")
     out = store.studies_dir / f"{suite.name}-{stamp}.json"
@@ -131,6 +134,15 @@ def study_units(pairs: list[tuple[Any, Record]], names: list[str], recipes: list
         units.append(Unit(np.array([r.scores for r in rows]), np.asarray(rows[0].labels),
                           np.array([v[:n] for v in val]), defects))
     return units
+
+
+def seed_tests(pairs: list[tuple[Any, Record]], names: list[str]) -> dict[int, np.ndarray]:
+    """Per seed, each point's test AUROC (the mean over categories), in the order of ``names``."""
+    by_seed: dict[int, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    for cell, record in pairs:
+        by_seed[cell.seed][cell.variant].append(record.auroc)
+    return {seed: np.array([np.mean(points[n]) for n in names])
+            for seed, points in by_seed.items()}
 
 
 def _plain(value: Any) -> Any:

@@ -17,7 +17,7 @@ import pandas as pd
 from bench.paper import PAPER_DATASETS, method_label
 from bench.report.data import ReportData, dataset_title
 from bench.report.tables.base import Table
-from bench.report.trust import COMBINED
+from bench.report.trust import ANOTHER_SEED, COMBINED
 
 log = logging.getLogger(__name__)
 CAPTION = (
@@ -29,6 +29,9 @@ CAPTION = (
     "validation's top 3; and beside them the regret of the preset's own point and the expected "
     "regret of a random pick. 'val median (IQR)': the validation AUROC's median and "
     "interquartile range over the points (a validation that saturates near 1 cannot rank). "
+    "With two or more seeds, 'test of another seed' puts one seed's test AUROCs in the "
+    "validation's place and another seed's as the test (the mean over pairs of seeds): how far "
+    "the test's own ranking repeats between training runs, the most a validation can reach. "
     "Test labels are read here to measure the validation only."
 )
 COLUMNS = ["dataset", "method", "preset", "backbone", "points", "recipe", "val_median", "val_iqr",
@@ -57,7 +60,9 @@ def _studies(data: ReportData) -> list[dict]:
 def _interval(value: float, ci, digits: int) -> str:
     if value is None or math.isnan(value):
         return "-"
-    low, high = ci or (math.nan, math.nan)
+    if not isinstance(ci, (list, tuple)):  # one seed's test against another's: no interval
+        return f"{value:.{digits}f}"
+    low, high = ci
     return f"{value:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
 
 
@@ -70,7 +75,8 @@ def trust_table(data: ReportData) -> Table:
                 "backbone": study.get("backbone") or "-", "points": f["points"],
                 "recipe": f["recipe"], "val_median": f["val_median"], "val_iqr": f["val_iqr"],
                 **{k: f.get(k) for k in COLUMNS[8:17]}, "study": study["file"],
-                "shown": f["recipe"] in (COMBINED, f["default_mix"], *study.get("mixes", [])),
+                "shown": f["recipe"] in (COMBINED, ANOTHER_SEED, f["default_mix"],
+                                         *study.get("mixes", [])),
                 "default": f["recipe"] == f["default_mix"],
             })
     frame = pd.DataFrame(rows, columns=[*COLUMNS, "shown", "default"])
