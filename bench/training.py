@@ -22,6 +22,7 @@ random generator the epochs draw from, torch's global ones included.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -33,6 +34,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from bench.errors import BenchError
 from bench.progress import progress
 from bench.registry import RunContext
 from bench.store.atomic import save_torch
@@ -110,6 +112,31 @@ def optimizer_step(optimizer: torch.optim.Optimizer, loss: torch.Tensor,
         nn.utils.clip_grad_norm_(params, clip_norm)
     optimizer.step()
     return loss.item()
+
+
+def check_train_precision(precision: str, device: str) -> None:
+    """A trained network's precision can run here: fp32 anywhere, bf16 on CUDA or a CPU with
+    native bf16 (elsewhere it is emulated, slower than fp32); a mistake to fix before any cell."""
+    from bench.features.engines import native_bf16
+
+    if precision == "fp32":
+        return
+    if precision != "bf16":
+        raise BenchError(f"train_precision {precision!r} is not offered; choose fp32 or bf16.")
+    if not device.startswith("cuda") and not native_bf16():
+        raise BenchError("this CPU has no native bf16 (AVX512-BF16 or AMX), where training in "
+                         "bf16 would be slower than fp32; use --set train_precision=fp32.")
+
+
+def training_autocast(precision: str, device: str) -> Callable[[], Any]:
+    """A context factory for a training step's forward pass at ``precision``: nothing at fp32,
+    autocast to bfloat16 at bf16 (matrix products and convolutions in bf16, weights, gradients
+    and the optimizer in fp32)."""
+    check_train_precision(precision, device)
+    if precision == "fp32":
+        return contextlib.nullcontext
+    device_type = device.split(":")[0]
+    return lambda: torch.autocast(device_type, dtype=torch.bfloat16)
 
 
 def mean_over_batches(indices: Iterable[Any], step: Callable[[Any], float]) -> float:

@@ -11,8 +11,10 @@
 3. CS-Flow's training step at a preset (default ``cpu``; EfficientNet-Lite0's stage 6 at 768,
    384 and 192 px: 192 channels on 24 x 24, 12 x 12 and 6 x 6 maps) on random maps: Adam as the
    code before ran it (PyTorch's per-parameter loop on a CPU) and with the fused kernel, in
-   NCHW and channels_last; milliseconds a step, the step's FLOPs at the fp32 matmul rate, and the
-   losses of ``--check-steps`` steps from the same start against the first variant's.
+   NCHW and channels_last, and (where the CPU has native bf16) the fused one with the forward
+   pass autocast to bf16 (``train_precision = "bf16"``); milliseconds a step and the ratio to the
+   first variant, the step's FLOPs at the fp32 matmul rate, and the losses of
+   ``--check-steps`` steps from the same start against the first variant's.
 4. Peak resident memory (a child process per method, ``ru_maxrss``) of fitting and scoring
    PatchCore and PaDiM on an MVTec-size category (``--train`` training images, 64 test images)
    with the papers' backbone, WideResNet-50, at 224 px; its weights need not be present (the
@@ -20,6 +22,7 @@
 
     python benchmarks/spatial_cost.py                   # both parts
     python benchmarks/spatial_cost.py --skip-memory     # parts 1-3 only
+    python benchmarks/spatial_cost.py --skip-patchcore --skip-memory   # part 3 only
 """
 
 from __future__ import annotations
@@ -111,7 +114,9 @@ def csflow_step_cost(preset: str, steps: int, check_steps: int) -> None:
     from stage_profile import flops, matmul_rate
 
     from baselines.csflow import CrossScaleFlow
+    from bench.features.engines import native_bf16
     from bench.run.suites import resolve_for_dataset
+    from bench.training import training_autocast
 
     cfg = resolve_for_dataset("csflow", preset, "mtd", {"backbone": "efficientnet_lite0"})
     side = cfg.image_size // 32
@@ -119,17 +124,28 @@ def csflow_step_cost(preset: str, steps: int, check_steps: int) -> None:
     gen = torch.Generator().manual_seed(0)
     maps = [torch.randn(cfg.batch_size, 192, h, w, generator=gen) for h, w in shapes]
     rate = matmul_rate(torch.float32)
-    reference = None
-    for fused, layout in ((False, torch.contiguous_format), (True, torch.contiguous_format),
-                          (True, torch.channels_last)):
+    reference, base_ms = None, None
+    variants = [(False, torch.contiguous_format, "fp32"), (True, torch.contiguous_format, "fp32"),
+                (True, torch.channels_last, "fp32")]
+    if native_bf16():
+        variants.append((True, torch.contiguous_format, "bf16"))
+    else:
+        print("  (no native bf16 on this CPU: the bf16 variant is left out)")
+    for fused, layout, precision in variants:
         flow = CrossScaleFlow(192, shapes, cfg, seed=0).to(memory_format=layout)
+        with torch.no_grad():  # at 0 every block is the identity and the losses could not differ
+            for name, param in flow.named_parameters():
+                if name.endswith("gamma"):
+                    param.fill_(0.5)
         optimizer = torch.optim.Adam(flow.parameters(), lr=cfg.lr, eps=cfg.adam_eps,
                                      weight_decay=cfg.weight_decay, fused=fused)
         xs = [x.contiguous(memory_format=layout) for x in maps]
+        autocast = training_autocast(precision, "cpu")
 
-        def step(flow=flow, optimizer=optimizer, xs=xs):
+        def step(flow=flow, optimizer=optimizer, xs=xs, autocast=autocast):
             optimizer.zero_grad(set_to_none=True)
-            loss = flow.loss(xs)
+            with autocast():
+                loss = flow.loss(xs)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(flow.parameters(), cfg.grad_clip)
             optimizer.step()
@@ -144,10 +160,12 @@ def csflow_step_cost(preset: str, steps: int, check_steps: int) -> None:
             step()
             times.append(time.perf_counter() - begin)
         ms = 1000 * sorted(times)[len(times) // 2]
+        base_ms = base_ms or ms
         step_flops = flops(lambda flow=flow, xs=xs: flow.loss(xs).backward())
-        name = f"Adam {'fused' if fused else 'loop '}, {'channels_last' if layout is torch.channels_last else 'NCHW'}"
-        print(f"  {name:28s} {ms:7.1f} ms/step  {ms / (1000 * step_flops / rate):.2f}x its "
-              f"floor ({1000 * step_flops / rate:.1f} ms: {step_flops / 1e9:.1f} GFLOP); "
+        name = (f"Adam {'fused' if fused else 'loop '}, "
+                f"{'channels_last' if layout is torch.channels_last else 'NCHW'}, {precision}")
+        print(f"  {name:34s} {ms:7.1f} ms/step (x{base_ms / ms:.2f})  {ms / (1000 * step_flops / rate):.2f}x "
+              f"the fp32 floor ({1000 * step_flops / rate:.1f} ms: {step_flops / 1e9:.1f} GFLOP); "
               f"losses of {check_steps} steps within {drift:.1e} of the first variant's")
 
 
@@ -190,22 +208,25 @@ print(json.dumps({"method": method, "peak_rss_mb": resource.getrusage(resource.R
 @click.option("--csflow-preset", default="cpu", show_default=True)
 @click.option("--csflow-steps", default=20, show_default=True)
 @click.option("--skip-memory", is_flag=True)
+@click.option("--skip-patchcore", is_flag=True, help="Leave out parts 1 and 2.")
 def main(rows: int, dims: str, steps: int, train: int, queries: int, memory: int,
-         patch_dim: int, csflow_preset: str, csflow_steps: int, skip_memory: bool) -> None:
+         patch_dim: int, csflow_preset: str, csflow_steps: int, skip_memory: bool,
+         skip_patchcore: bool) -> None:
     print(f"CPU: {platform.processor() or platform.machine()}; torch threads: "
           f"{torch.get_num_threads()}")
-    print(f"\n1. greedy coreset step, bank of {rows} patches")
-    for dim in (int(d) for d in dims.split(",")):
-        base = None
-        for columns, numpy_argmax in ((False, False), (True, False), (True, True)):
-            seconds = _per_step(columns, numpy_argmax, rows, dim, steps)
-            base = base or seconds
-            name = f"{'columns' if columns else 'rows':7s}, argmax in {'numpy' if numpy_argmax else 'torch'}"
-            print(f"  d*={dim:4d} {name}: {1000 * seconds:6.2f} ms/step  (x{base / seconds:.2f}); "
-                  f"coreset 1 %: {seconds * rows * 0.01 / 60:5.1f} min, "
-                  f"10 %: {seconds * rows * 0.1 / 60:6.1f} min")
-    print("\n2. nearest-neighbour search (k = 1)")
-    nearest_search(queries, memory, patch_dim)
+    if not skip_patchcore:
+        print(f"\n1. greedy coreset step, bank of {rows} patches")
+        for dim in (int(d) for d in dims.split(",")):
+            base = None
+            for columns, numpy_argmax in ((False, False), (True, False), (True, True)):
+                seconds = _per_step(columns, numpy_argmax, rows, dim, steps)
+                base = base or seconds
+                name = f"{'columns' if columns else 'rows':7s}, argmax in {'numpy' if numpy_argmax else 'torch'}"
+                print(f"  d*={dim:4d} {name}: {1000 * seconds:6.2f} ms/step  (x{base / seconds:.2f}); "
+                      f"coreset 1 %: {seconds * rows * 0.01 / 60:5.1f} min, "
+                      f"10 %: {seconds * rows * 0.1 / 60:6.1f} min")
+        print("\n2. nearest-neighbour search (k = 1)")
+        nearest_search(queries, memory, patch_dim)
     print(f"\n3. CS-Flow's training step, preset {csflow_preset}")
     csflow_step_cost(csflow_preset, csflow_steps, check_steps=5)
     if skip_memory:

@@ -283,3 +283,35 @@ def test_cross_scale_flow_inverts_and_its_log_determinant_is_the_jacobians():
     first = torch.cat([x[0].flatten() for x in xs])
     jacobian = torch.autograd.functional.jacobian(forward, first)
     assert torch.linalg.slogdet(jacobian).logabsdet.item() == pytest.approx(log_jac[0].item())
+
+
+def test_csflow_bf16_training_runs_its_convolutions_in_bf16_and_is_refused_without_it(
+        data, monkeypatch):
+    import bench.features.engines as engines
+    from bench.errors import BenchError
+    from bench.training import check_train_precision
+
+    monkeypatch.setattr(engines, "native_bf16", lambda: False)
+    with pytest.raises(BenchError, match="no native bf16"):
+        check_train_precision("bf16", "cpu")
+    with pytest.raises(BenchError, match="train_precision"):
+        tiny("csflow", train_precision="bf16").fit(data["blobs"].train)
+    check_train_precision("bf16", "cuda")  # CUDA has it
+
+    monkeypatch.setattr(engines, "native_bf16", lambda: True)
+    split = data["blobs"]
+    seen: set[torch.dtype] = set()
+    hook = torch.nn.modules.module.register_module_forward_hook(
+        lambda module, args, out: seen.add(out.dtype)
+        if isinstance(module, torch.nn.Conv2d) and module.training else None)
+    try:
+        bf16 = tiny("csflow", train_precision="bf16", epochs=4).fit(split.train)
+    finally:
+        hook.remove()
+    assert seen == {torch.bfloat16}  # every training convolution, and none in fp32
+    fp32 = tiny("csflow", epochs=4).fit(split.train)
+    assert all(p.dtype == torch.float32 for p in bf16.flow_.parameters() if p.requires_grad)
+    assert all(math.isfinite(v) for v in bf16.loss_history_)
+    # Rounding, not another method: the same course of training (AUROC on MTD: the benchmark).
+    assert bf16.loss_history_ != fp32.loss_history_
+    np.testing.assert_allclose(bf16.loss_history_, fp32.loss_history_, atol=1e-3)

@@ -31,6 +31,7 @@ from bench.store.atomic import sweep_temporaries
 from bench.store.leases import STALE_AFTER_S
 from bench.store.results import Record, ResultsStore
 from bench.store.space import warn_if_short_of_space
+from bench.training import check_train_precision
 
 log = logging.getLogger(__name__)
 EXECUTORS = ("local", "slurm", "submitit-local")
@@ -92,12 +93,16 @@ def execute_cells(cells: list[Cell], store: ResultsStore, options: ExecutorOptio
 
 
 def check_engines(cells: list[Cell], device: str) -> None:
-    """Every extractor engine and precision the cells ask for can run here (installed; bf16
-    only with native support): a mistake to fix before any cell, in one line."""
+    """Every extractor engine and precision, and every training precision, the cells ask for
+    can run here (installed; bf16 only with native support): a mistake to fix before any cell,
+    in one line."""
     asked = {(c.config.extractor_engine, c.config.extractor_precision) for c in cells
              if hasattr(c.config, "extractor_precision")}
     for engine, precision in sorted(asked):
         resolve_engine(engine, device, precision)
+    for precision in sorted({c.config.train_precision for c in cells
+                             if hasattr(c.config, "train_precision")}):
+        check_train_precision(precision, device)
 
 
 # -- local worker processes -------------------------------------------------------------------
