@@ -36,7 +36,7 @@ CAPTION = (
 )
 COLUMNS = ["dataset", "method", "preset", "backbone", "points", "recipe", "val_median", "val_iqr",
            "kendall_tau_b", "kendall_tau_b_ci", "spearman", "spearman_ci", "regret", "regret_ci",
-           "test_best_in_top3", "default_regret", "random_regret", "study"]
+           "test_best_in_top3", "default_regret", "random_regret", "study", "seeds"]
 
 
 def _studies(data: ReportData) -> list[dict]:
@@ -75,6 +75,7 @@ def trust_table(data: ReportData) -> Table:
                 "backbone": study.get("backbone") or "-", "points": f["points"],
                 "recipe": f["recipe"], "val_median": f["val_median"], "val_iqr": f["val_iqr"],
                 **{k: f.get(k) for k in COLUMNS[8:17]}, "study": study["file"],
+                "seeds": ",".join(str(x) for x in study.get("seeds") or ()) or "-",
                 "shown": f["recipe"] in (COMBINED, ANOTHER_SEED, f["default_mix"],
                                          *study.get("mixes", [])),
                 "default": f["recipe"] == f["default_mix"],
@@ -86,6 +87,7 @@ def trust_table(data: ReportData) -> Table:
         "method": [method_label(m) for m in shown["method"]],
         "preset, backbone": [f"{p}, {b}" for p, b in zip(shown["preset"], shown["backbone"])],
         "points": shown["points"].astype(str),
+        "seeds": shown["seeds"],
         "validation": [r + (" (default)" if d else "")
                        for r, d in zip(shown["recipe"], shown["default"])],
         "val median (IQR)": ["-" if m is None or math.isnan(m) else f"{m:.3f} ({q:.3f})"
