@@ -284,3 +284,16 @@ def test_several_engine_streams_always_finish():
     params = draw_transforms(config, 9, np.random.default_rng(0)).reshape(3, 3, 3)
     for _ in range(60):
         assert extract(Fast(), Flat(None), samples, params, config).shape == (3, 3, 2)
+
+
+def test_untransformed_training_scored_under_transforms_is_warned_of(caplog):
+    from bench.features.pipeline import warn_unseen_test_transforms
+
+    with caplog.at_level("WARNING", logger="bench.features.pipeline"):
+        assert warn_unseen_test_transforms(FeatureConfig(train_transforms=False, n_test_transforms=4))
+        assert "n_test_transforms=1" in caplog.text
+        caplog.clear()
+        # Table 3 A/C (one test transform) and the transformed default are fine.
+        assert not warn_unseen_test_transforms(FeatureConfig(train_transforms=False, n_test_transforms=1))
+        assert not warn_unseen_test_transforms(FeatureConfig(n_test_transforms=4))
+        assert caplog.text == ""
