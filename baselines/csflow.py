@@ -89,7 +89,8 @@ class CSFlowConfig(SpatialConfig):
     # Ours: "bf16" trains the flow's convolutions in bfloat16 under autocast (CUDA, or a CPU with
     # native bf16: refused elsewhere, where it would be slower); the coupling's affine map, its
     # log-determinant, the loss and Adam's weights stay fp32, and scoring is fp32. It changes
-    # the losses by rounding, so it is part of a cell's identity.
+    # the losses by rounding, so it is part of a cell's identity. MTD cpu, seeds 0-2, 2-core
+    # EPYC with AVX512-BF16: training x1.6-1.7 faster, AUROC 0.6 lower on average (README).
     train_precision: Precision = "fp32"
     score_batch_size: int = 64  # throughput only
 
