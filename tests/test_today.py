@@ -315,3 +315,24 @@ def test_csflow_bf16_training_runs_its_convolutions_in_bf16_and_is_refused_witho
     # Rounding, not another method: the same course of training (AUROC on MTD: the benchmark).
     assert bf16.loss_history_ != fp32.loss_history_
     np.testing.assert_allclose(bf16.loss_history_, fp32.loss_history_, atol=1e-3)
+
+
+def test_csflow_fp32_last_epochs_train_the_end_of_a_bf16_fit_in_fp32(data, monkeypatch):
+    import bench.features.engines as engines
+    from bench.errors import BenchError
+
+    with pytest.raises(BenchError, match="fp32_last_epochs"):
+        tiny("csflow", epochs=4, fp32_last_epochs=5)
+    monkeypatch.setattr(engines, "native_bf16", lambda: True)
+    dtypes: list[torch.dtype] = []
+    hook = torch.nn.modules.module.register_module_forward_hook(
+        lambda module, args, out: dtypes.append(out.dtype)
+        if isinstance(module, torch.nn.Conv2d) and module.training else None)
+    try:
+        tiny("csflow", train_precision="bf16", epochs=4, fp32_last_epochs=1).fit(
+            data["blobs"].train)
+    finally:
+        hook.remove()
+    per_epoch = len(dtypes) // 4  # every epoch runs the same batches through the same convs
+    assert dtypes[:3 * per_epoch] == [torch.bfloat16] * (3 * per_epoch)
+    assert dtypes[3 * per_epoch:] == [torch.float32] * per_epoch
