@@ -28,6 +28,7 @@ from stage_profile import flops, matmul_rate  # noqa: E402
 
 from bench.differnet.flow import DifferNetFlow  # noqa: E402
 from bench.run.suites import resolve_for_dataset  # noqa: E402
+from bench.training import training_autocast  # noqa: E402
 
 
 def median_ms(fn, steps: int) -> float:
@@ -47,7 +48,9 @@ def faults_per_call(fn, calls: int = 5) -> float:
 @click.option("--preset", default="cpu", show_default=True)
 @click.option("--steps", default=30, show_default=True)
 @click.option("--compile", "compiled", is_flag=True, help="Also time torch.compile's step.")
-def main(preset, steps, compiled):
+@click.option("--bf16", is_flag=True, help="Also time the step under train_precision=bf16's "
+              "autocast (a CPU with native bf16).")
+def main(preset, steps, compiled, bf16):
     cfg = resolve_for_dataset("differnet", preset, "mtd", {})
     dim = 3 * 256  # 3 scales of 256 pooled channels (the paper's backbone and Lite0's stage)
     flow = DifferNetFlow(dim, cfg.n_coupling_blocks, cfg.subnet_hidden, cfg.subnet_layers,
@@ -86,6 +89,18 @@ def main(preset, steps, compiled):
         print(f"{n:8d} {f_ms:9.1f} {b_ms:9.1f} {a_ms:9.1f} {s_ms:9.1f} "
               f"{s_ms / (1000 * step_flops / rate):8.2f} {faults_per_call(step):8.0f}")
     torch.set_num_threads(threads)
+    if bf16:
+        autocast = training_autocast("bf16", "cpu")
+
+        def bf16_step():
+            optimizer.zero_grad(set_to_none=True)
+            with autocast():
+                loss = flow.nll(batch).mean()
+            loss.backward()
+            optimizer.step()
+
+        print(f"bf16 autocast ({threads} threads): {median_ms(bf16_step, steps):.1f} ms a step, "
+              f"fp32 {median_ms(step, steps):.1f}, side by side")
     if compiled:
         loss_fn = torch.compile(lambda y: flow.nll(y).mean())
 

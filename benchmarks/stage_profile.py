@@ -198,6 +198,7 @@ def main(data_root, suite_name, category, preset, backbone, seed, set_, engine_s
     engine = build_engine(shared_backbone(cfg.backbone, cfg.backbone_stage), cfg.extractor_engine,
                           "cpu", cfg.extractor_precision)
     shapes = (cfg.extract_batch_size, extractor_scales(cfg))
+    click.echo(f"engine {engine.describe()}: {len(engine.streams())} stream(s) in bank.extract")
     rates = [engine_alone(engine, *shapes, seconds=engine_seconds)]
     shared_backbone.cache_clear()
     engines._shared_engine.cache_clear()

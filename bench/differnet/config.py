@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from bench.config import FeatureConfig
+from bench.config import FeatureConfig, Precision
 from bench.features.pipeline import feature_presets
 
 
@@ -34,6 +34,12 @@ class DifferNetConfig(FeatureConfig):
     # preset never does (192 epochs are at least 192 steps), reduced presets on small sets do.
     min_steps: int = 192
     batch_size: int = 96  # Sec. 4.2
+    # Ours: "bf16" trains the flow's dense layers in bfloat16 under autocast (CUDA, or a CPU
+    # with native bf16; refused elsewhere); the coupling's affine map, log-determinant, loss and
+    # Adam's weights stay fp32, and scoring is fp32. Part of a cell's identity. MTD cpu with bf16
+    # features, 2-core EPYC with AVX512-BF16: the flow x1.46 faster, AUROC 95.94 / 96.68 against
+    # 96.06 / 96.73 at fp32 (seeds 0 / 1; README).
+    train_precision: Precision = "fp32"
     transforms_per_image: int = 4  # per epoch; the original code (paper silent): 24 images x 4
     loss_per_dim: bool = False  # original code divides the loss by the feature dimension
     score: Literal["latent_nll", "nll"] = "latent_nll"  # Eq. 5: mean over transforms of -log p_Z(z); "nll" adds log|det J|

@@ -18,7 +18,13 @@ from bench.features.graphs import MethodScore
 from bench.features.pipeline import FeaturePipelineDetector
 from bench.features.transforms import train_transforms
 from bench.registry import register_method
-from bench.training import Training, mean_over_batches, optimizer_step, run_training
+from bench.training import (
+    Training,
+    mean_over_batches,
+    optimizer_step,
+    run_training,
+    training_autocast,
+)
 from bench.transform_draws import STREAM_EPOCHS
 
 
@@ -82,12 +88,15 @@ class DifferNet(FeaturePipelineDetector):
                                      eps=cfg.adam_eps, weight_decay=cfg.weight_decay,
                                      fused=device.split(":")[0] in ("cpu", "cuda"))
 
+        autocast = training_autocast(cfg.train_precision, device)
+
         def epoch(i: int) -> float:
             feats = epoch_features(i)
             order = torch.from_numpy(rng.permutation(len(feats)))
 
             def batch_loss(idx: torch.Tensor) -> float:
-                loss = self.flow_.nll(feats[idx].to(device)).mean()
+                with autocast():
+                    loss = self.flow_.nll(feats[idx].to(device)).mean()
                 return optimizer_step(optimizer, loss / self.feature_dim_ if cfg.loss_per_dim
                                       else loss)
 

@@ -32,6 +32,15 @@ class AtanClamp:
         return (2.0 / math.pi) * torch.atan(s / self.alpha)
 
 
+class AsFloat32(nn.Module):
+    """The subnetwork's output in at least fp32 (a no-op at fp32 and fp64): under bf16 autocast
+    the dense layers run in bf16, while the coupling's scale, shift and log-determinant stay
+    fp32."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.float() if x.dtype in (torch.bfloat16, torch.float16) else x
+
+
 def fully_connected(hidden: int, layers: int) -> Callable[[int, int], nn.Module]:
     """Subnetwork constructor: ``layers`` hidden dense layers with ReLU (Sec. 4.2, Fig. 3)."""
 
@@ -41,7 +50,7 @@ def fully_connected(hidden: int, layers: int) -> Callable[[int, int], nn.Module]
         for _ in range(layers):
             modules += [nn.Linear(width, hidden), nn.ReLU()]
             width = hidden
-        modules.append(nn.Linear(width, dim_out))
+        modules += [nn.Linear(width, dim_out), AsFloat32()]  # no parameters: the same state
         return nn.Sequential(*modules)
 
     return build
