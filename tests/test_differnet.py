@@ -180,12 +180,11 @@ def test_bf16_training_runs_the_dense_layers_in_bf16_and_the_coupling_in_fp32(
     from bench.errors import BenchError
 
     monkeypatch.setattr(engines, "native_bf16", lambda: False)
-    cfg = tiny(backbone="random", epochs=3)
     with pytest.raises(BenchError, match="no native bf16"):
         DifferNet(tiny(backbone="random", train_precision="bf16"), RunContext(seed=0)).fit(
             stripes.train[:8])
     monkeypatch.setattr(engines, "native_bf16", lambda: True)
-    seen: dict[type, set[torch.dtype]] = {nn: set() for nn in (torch.nn.Linear, AsFloat32)}
+    seen: dict[type, set[torch.dtype]] = {torch.nn.Linear: set(), AsFloat32: set()}
     hook = torch.nn.modules.module.register_module_forward_hook(
         lambda module, args, out: seen[type(module)].add(out.dtype)
         if type(module) in seen and module.training else None)
@@ -195,7 +194,7 @@ def test_bf16_training_runs_the_dense_layers_in_bf16_and_the_coupling_in_fp32(
     finally:
         hook.remove()
     assert seen == {torch.nn.Linear: {torch.bfloat16}, AsFloat32: {torch.float32}}
-    fp32 = DifferNet(cfg, RunContext(seed=0)).fit(stripes.train)
+    fp32 = DifferNet(tiny(backbone="random", epochs=3), RunContext(seed=0)).fit(stripes.train)
     assert all(p.dtype == torch.float32 for p in bf16.flow_.parameters() if p.requires_grad)
     # Rounding, not another method: the same course of training.
     assert bf16.loss_history_ != fp32.loss_history_
