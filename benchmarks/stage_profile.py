@@ -3,10 +3,12 @@
 One cell (any preset; cold: an empty cache) runs as the runner runs it, with timers around its
 stages: decode (decoded and resized images, in the reader threads), transform (batches
 transformed and resized to the scales, in the producer thread), extraction (the wall time of
-``bank.extract``, from the first image decoded to the last feature), flow training, scoring
-(the flow on the test features) and other (the rest of the wall time: Python, the feature
-cache, the AUROC). Decode and transform run in threads inside extraction,
-so their busy times overlap it; the shares are of the wall time.
+``bank.extract``, from the first image decoded to the last feature), extraction ahead (test
+features extracted on one engine stream while the flow trains, ``bench.features.ahead``),
+flow training, scoring (the flow on the test features) and other (the rest of the wall time:
+Python, the feature cache, the AUROC). Decode and transform run in threads inside extraction,
+and extraction ahead beside the flow training, so their busy times overlap it; the shares are
+of the wall time.
 
 The floor is what the engine itself does on this machine, measured in the same run: the
 cell's engine (the same graph, engine, precision and threads) alone, nothing else running, on
@@ -14,9 +16,9 @@ ready batches of the cell's shapes (``extract_batch_size`` images at every scale
 ``bank.extract`` runs them: each of the engine's streams in a thread), before and after the cell;
 the faster of the two is its rate. Extraction's floor is the cell's transformed images at that
 rate; the flow's (training and scoring) is its counted FLOPs (``torch.utils.flop_counter`` on
-one training step and one scoring batch) at this machine's fp32 matmul rate, measured at the
-start (a 2048^3 ``torch.mm`` on all threads; and bf16 where the CPU has native bf16, AVX512-BF16
-or AMX). The cell's floor is their sum. The backbone's counted FLOPs at the matmul rate are
+one training step and one scoring batch) at this machine's fp32 matmul rate, measured before
+and after the cell, the faster of the two (a 2048^3 ``torch.mm`` on all threads; and bf16 where
+the CPU has native bf16, AVX512-BF16 or AMX). The cell's floor is their sum. The backbone's counted FLOPs at the matmul rate are
 printed too, for reading older profiles (a depthwise-separable backbone never reaches it). It
 prints the CPU model and flags, threads and engine, and as its last line
 
@@ -55,7 +57,7 @@ from bench.features.extractor import PooledBackbone, extractor_scales  # noqa: E
 from bench.run.runner import RunOptions, run_cell  # noqa: E402
 from bench.run.suites import load_suite, plan  # noqa: E402
 
-STAGES = ("decode", "transform", "extraction", "flow training", "scoring")
+STAGES = ("decode", "transform", "extraction", "extraction ahead", "flow training", "scoring")
 
 
 class StageClock:
@@ -206,10 +208,16 @@ def main(data_root, suite_name, category, preset, backbone, seed, set_, engine_s
     kept.append((ImageCache, "load_compact", clock.wrap(ImageCache, "load_compact", "decode")))
     kept.append((bank, "prepare_batch", clock.wrap(
         bank, "prepare_batch", "transform", count=lambda images, *a, **k: len(images))))
+    def transformed(engine, images, samples, params, *a, **k):
+        return params.shape[0] * params.shape[1]
+
     for module in (pipeline, detector_module):  # each holds ``bank.extract`` by its own name
-        kept.append((module, "extract", clock.wrap(
-            module, "extract", "extraction",
-            count=lambda engine, images, samples, params, *a, **k: params.shape[0] * params.shape[1])))
+        kept.append((module, "extract", clock.wrap(module, "extract", "extraction",
+                                                   count=transformed)))
+    # bench.features.ahead calls it as ``bank.extract``: the test features extracted on one
+    # stream while the flow trains (overlapped with it, so outside the stages' sum).
+    kept.append((bank, "extract", clock.wrap(bank, "extract", "extraction ahead",
+                                             count=transformed)))
     kept.append((DifferNet, "_score_features", clock.wrap(
         DifferNet, "_score_features", "scoring", count=lambda self, f: f.shape[0] * f.shape[1])))
     real_train = DifferNet._train
@@ -234,6 +242,14 @@ def main(data_root, suite_name, category, preset, backbone, seed, set_, engine_s
         for owner, name, real in kept:
             setattr(owner, name, real)
     rates.append(engine_alone(engine, *shapes, seconds=engine_seconds))
+    # The faster of two readings, as for the engine: one slow reading (this machine's matmul
+    # rate moved 149-189 GFLOP/s within an hour) would move the flow's floor by a quarter.
+    fp32_end = matmul_rate(torch.float32)
+    bf16_end = matmul_rate(torch.bfloat16) if bf16 else None
+    click.echo(f"matmul after the cell: fp32 {fp32_end / 1e9:.0f} GFLOP/s"
+               + (f", bf16 {bf16_end / 1e9:.0f} GFLOP/s" if bf16 else "")
+               + "; the floors use the faster reading of each")
+    fp32, bf16 = max(fp32, fp32_end), (max(bf16, bf16_end) if bf16 else None)
     counted = counted_flops(detectors[0], record.n_train, record.n_test)
     report(cell, record, wall, clock, counted, fp32, bf16, rates, shapes)
 
@@ -248,10 +264,14 @@ def report(cell, record, wall: float, clock: StageClock, counted: dict, fp32: fl
     click.echo(f"engine alone (batches of {shapes[0]} at {', '.join(map(str, shapes[1]))} px): "
                f"{rates[0]:.1f} img/s before the cell, {rates[1]:.1f} after; floor at "
                f"{engine_rate:.1f} img/s")
+    # The cell's floor: every transformed image at the engine's rate, wherever it was extracted
+    # (the extraction row's floor: the images it extracted, those ahead aside).
     floors = {"extraction": n_images / engine_rate,
               "flow training": counted["flow training"] / fp32,
               "scoring": counted["scoring"] / fp32}
-    click.echo(f"{'stage':14s} {'wall s':>8s} {'share':>6s} {'items/s':>9s} {'floor s':>8s} "
+    floor_total = sum(floors.values())
+    floors["extraction"] = clock.items["extraction"] / engine_rate
+    click.echo(f"{'stage':16s} {'wall s':>8s} {'share':>6s} {'items/s':>9s} {'floor s':>8s} "
                f"{'x floor':>8s}")
     accounted = 0.0
     for stage in STAGES:
@@ -260,17 +280,17 @@ def report(cell, record, wall: float, clock: StageClock, counted: dict, fp32: fl
         if stage in floors:
             accounted += seconds
         note = {"decode": "  (threads, overlapped)", "transform": "  (threads, overlapped)",
+                "extraction ahead": "  (one stream, during the flow training: overlapped)",
                 "extraction": f"  (engine alone: {engine_rate:.1f} img/s; cell rate "
                               f"{items / seconds / engine_rate if seconds else 0:.0%} of it)",
                 "flow training": "  (FLOPs at the fp32 matmul rate)",
                 "scoring": "  (FLOPs at the fp32 matmul rate)"}[stage]
-        click.echo(f"{stage:14s} {seconds:8.1f} {seconds / wall:6.1%} "
+        click.echo(f"{stage:16s} {seconds:8.1f} {seconds / wall:6.1%} "
                    f"{items / seconds if seconds else 0:9.1f} "
                    + (f"{floor:8.1f} {seconds / floor:8.2f}" if floor else f"{'-':>8s} {'-':>8s}")
                    + note)
-    floor_total = sum(floors.values())
-    click.echo(f"{'other':14s} {wall - accounted:8.1f} {(wall - accounted) / wall:6.1%}")
-    click.echo(f"{'cell':14s} {wall:8.1f} {1:6.1%} {'':9s} {floor_total:8.1f} "
+    click.echo(f"{'other':16s} {wall - accounted:8.1f} {(wall - accounted) / wall:6.1%}")
+    click.echo(f"{'cell':16s} {wall:8.1f} {1:6.1%} {'':9s} {floor_total:8.1f} "
                f"{wall / floor_total:8.2f}  (floor: the engine alone + the flow's FLOPs)")
     flop_floor = (counted["extraction"] + counted["flow training"] + counted["scoring"]) / fp32
     click.echo(f"the backbone's FLOPs at the fp32 matmul rate: {counted['extraction'] / fp32:.1f} s"

@@ -91,6 +91,7 @@ class DifferNet(FeaturePipelineDetector):
         autocast = training_autocast(cfg.train_precision, device)
 
         def epoch(i: int) -> float:
+            self._pace()
             feats = epoch_features(i)
             order = torch.from_numpy(rng.permutation(len(feats)))
 

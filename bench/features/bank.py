@@ -115,17 +115,19 @@ def _batches(images: ImageCache, samples: Sequence[Sample], params: np.ndarray,
 
 
 def extract(engine: Engine, images: ImageCache, samples: Sequence[Sample], params: np.ndarray,
-            config: FeatureConfig, progress: bool = False, desc: str = "features") -> np.ndarray:
+            config: FeatureConfig, progress: bool = False, desc: str = "features",
+            streams: list[Callable[[list[torch.Tensor]], np.ndarray]] | None = None) -> np.ndarray:
     """Features of every transformed image: params (N, K, 3) -> features (N, K, D).
 
     A producer thread decodes, transforms and resizes the next batches into reused buffers
-    while the engine runs on the current ones (``engine.streams()``: one call at a time, or
-    several, each in a thread of its own), so the engine does not wait for its input.
+    while the engine runs on the current ones (``streams``, by default ``engine.streams()``:
+    one call at a time, or several, each in a thread of its own), so the engine does not wait
+    for its input.
     """
     n, k, _ = params.shape
     dim = engine.backbone.channels * len(extractor_scales(config))
     out = np.empty((n * k, dim), dtype=np.float32)
-    streams = engine.streams()
+    streams = streams or engine.streams()
     ready: queue.Queue = queue.Queue(maxsize=_QUEUE + len(streams) - 1)
     stop = threading.Event()
     failure: list[BaseException] = []

@@ -21,8 +21,9 @@ from bench.config import FeatureConfig
 from bench.data.base import Sample
 from bench.data.content import content_key
 from bench.errors import BenchError
+from bench.features.ahead import FeaturesAhead, Part, features_ahead
 from bench.features.backbones import shared_backbone
-from bench.features.bank import cached, extract, feature_cache_key
+from bench.features.bank import cached, extract, feature_cache_key, is_cached
 from bench.features.base import BackboneDetector
 from bench.features.extractor import MultiScaleExtractor
 from bench.transform_draws import (
@@ -128,14 +129,42 @@ class FeaturePipelineDetector(BackboneDetector):
         return self.config.backbone_stage, None  # pooled features of the backbone's stage
 
     def features(self, samples: Sequence[Sample], params: np.ndarray, desc: str) -> np.ndarray:
-        """Features of ``samples`` under ``params`` (N, K, D), from the on-disk cache if there."""
+        """Features of ``samples`` under ``params`` (N, K, D), from the on-disk cache if there
+        (and what was extracted ahead, during the fit, ``expect``)."""
         engine, images, caches = self._engine(), self.images(), self.context.caches
         key = feature_cache_key(engine, self.config, images, samples, params)
-        return cached(
-            None if caches is None else caches.features, key,
-            lambda: extract(engine, images, samples, params, self.config, self.context.progress,
-                            desc),
-        )
+
+        def compute() -> np.ndarray:
+            ahead = getattr(self, "_ahead", None)
+            taken = None if ahead is None else ahead.take(key)
+            if taken is None:
+                return extract(engine, images, samples, params, self.config,
+                               self.context.progress, desc)
+            feats, done = taken
+            if done < len(samples):
+                feats[done:] = extract(engine, images, samples[done:], params[done:],
+                                       self.config, self.context.progress, desc)
+            return feats
+
+        return cached(None if caches is None else caches.features, key, compute)
+
+    def expect(self, sets: Sequence[Sequence[Sample]]) -> None:
+        """``bench.registry.ScoringExpected``: the sets ``score`` will get after the next fit,
+        in order; their features are extracted on an engine stream the fit leaves idle."""
+        self._expected = [list(samples) for samples in sets]
+
+    def _features_ahead(self):
+        """Around the density model's training: the expected sets' features extracted meanwhile
+        (``bench.features.ahead``), those not cached yet."""
+        engine, images, caches = self._engine(), self.images(), self.context.caches
+        parts, keys = [], set()
+        for samples in getattr(self, "_expected", []):
+            params = self.test_params(len(samples))
+            key = feature_cache_key(engine, self.config, images, samples, params)
+            if key not in keys and not is_cached(None if caches is None else caches.features, key):
+                parts.append(Part(key, samples, params))
+                keys.add(key)
+        return features_ahead(engine, images, self.config, parts)
 
     def train_params(self, n_images: int) -> np.ndarray:
         n = self.config.n_bank_transforms if self.config.train_transforms else 1
@@ -150,8 +179,18 @@ class FeaturePipelineDetector(BackboneDetector):
         self.train_files_ = [s.path.name for s in train]
         bank = self.features(train, self.train_params(len(train)), "train features")
         self.feature_dim_ = bank.shape[-1]
-        self._fit_density(bank)
+        with self._features_ahead() as ahead:
+            self._ahead: FeaturesAhead | None = ahead
+            self._fit_density(bank)
+        if ahead is not None:
+            self.context.info["features_ahead"] = {"images": ahead.images_done(),
+                                                   "seconds": round(ahead.seconds, 1)}
         return self
+
+    def _pace(self) -> None:
+        """Between epochs of a training: the cores back once the features ahead are done."""
+        if getattr(self, "_ahead", None) is not None:
+            self._ahead.pace()
 
     def score_transforms(self, test: Sequence[Sample]) -> np.ndarray:
         """Score of every test transform, (n_images, n_test_transforms)."""

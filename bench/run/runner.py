@@ -36,7 +36,7 @@ from bench.methods import build_detector, get_method
 from bench.metrics import image_auroc
 from bench.origins import value_origins
 from bench.progress import SuiteClock
-from bench.registry import Localizer, Monitored, RunContext, Trained
+from bench.registry import Localizer, Monitored, RunContext, ScoringExpected, Trained
 from bench.run.cells import already_recorded, cell_split, recorded_on_same_data
 from bench.run.pixel_metrics import evaluate_localization, has_masks
 from bench.run.suites import Cell
@@ -169,6 +169,9 @@ def run_cell(cell: Cell, options: RunOptions | None = None,
                          monitor=monitor if evaluate_test else None, checkpoint=checkpoint)
     method = get_method(cell.method)
     detector = build_detector(cell.method, cell.config, context)
+    if isinstance(detector, ScoringExpected):
+        detector.expect([*([validation] if validation is not None else []),
+                         *([split.test] if evaluate_test else [])])
     start = time.perf_counter()
     detector.fit(train)
     record.fit_s = time.perf_counter() - start
