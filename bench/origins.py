@@ -48,8 +48,12 @@ VALIDATION_MIX_ORIGIN = (
     "points): tau-b 0.29 [-0.11, 0.64], regret 5.0 [0.0, 10.6] (v1: 0.29, 0.0) on seed 0; on the "
     "mean of seeds 0 and 1, tau-b 0.29 [-0.11, 0.51], regret 0.0 [0.0, 11.3] (v1: 0.24, 0.0), "
     "while one seed's test ranks the grid as the other's with tau-b 0.73 (regret 0.0): the test "
-    "repeats, so v2 does not yet rank DifferNet's values as the test does. Brackets: 95 % image "
-    "bootstrap intervals (1000 resamples)."
+    "repeats, so v2 does not yet rank DifferNet's values as the test does. The single recipes "
+    "on DifferNet's grid (seed 0, the 14 single recipes and v1 scored beside v2): none reaches "
+    "tau-b 0.5 (crack 0.33; v2, v1, scratch, perlin, nsa 0.29; the rest lower); without the "
+    "grid's two extreme points (right-angle rotations, training transforms off) its 8 points "
+    "span 86.5-91.2 test AUROC and no recipe ranks them (tau-b -0.14 to 0.07), so a mix of this "
+    "pool is unlikely to. Brackets: 95 % image bootstrap intervals (1000 resamples)."
 )
 
 

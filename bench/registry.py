@@ -40,8 +40,8 @@ class Detector(Protocol):
       anomalous**; it never refits and never reads labels. The runner scores the test set (and
       a validation split, if any) with it.
     - Optional, checked with the protocols below (never ``hasattr``): ``localize`` (per-pixel
-      maps, ``Localizer``), ``expect`` (``ScoringExpected``), ``loss_history_`` (``Trained``, recorded), ``eval_history_``
-      (``Monitored``). Checkpoints: pass ``context`` to ``bench.training.run_training`` and a
+      maps, ``Localizer``), ``expect`` (``ScoringExpected``), ``loss_history_`` (``Trained``,
+      recorded), ``eval_history_`` (``Monitored``). Checkpoints: pass ``context`` to ``bench.training.run_training`` and a
       killed fit resumes. Anything in ``context.info`` is stored in the record.
     - Registration: decorate the class with ``register_method`` (name, config class, presets:
       at least ``paper``; optionally its family and the label tables name it by); a built-in
@@ -64,10 +64,10 @@ class Localizer(Protocol):
 
 @runtime_checkable
 class ScoringExpected(Protocol):
-    """Optional: told before ``fit`` which sample sets ``score`` will get after it, in order, a
-    detector may prepare them while it trains (the pooled pipeline extracts their features on
-    an engine stream its training leaves idle). What it prepares must be what ``score`` would
-    compute; the fit never reads it."""
+    """Optional: a detector told before ``fit`` which sample sets ``score`` will get after it
+    (in order) may prepare them while it trains; the pooled pipeline extracts their features on
+    an engine stream its training leaves idle. What it prepares must be what ``score`` would
+    compute, and the fit never reads it."""
 
     def expect(self, sets: Sequence[Sequence[Sample]]) -> None: ...
 
