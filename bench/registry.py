@@ -41,8 +41,9 @@ class Detector(Protocol):
       a validation split, if any) with it.
     - Optional, checked with the protocols below (never ``hasattr``): ``localize`` (per-pixel
       maps, ``Localizer``), ``expect`` (``ScoringExpected``), ``loss_history_`` (``Trained``,
-      recorded), ``eval_history_`` (``Monitored``). Checkpoints: pass ``context`` to ``bench.training.run_training`` and a
-      killed fit resumes. Anything in ``context.info`` is stored in the record.
+      recorded), ``eval_history_`` (``Monitored``). Checkpoints: pass ``context`` to
+      ``bench.training.run_training`` and a killed fit resumes. Anything in ``context.info`` is
+      stored in the record.
     - Registration: decorate the class with ``register_method`` (name, config class, presets:
       at least ``paper``; optionally its family and the label tables name it by); a built-in
       method is then one import line in ``bench.methods``; a plugin does the same in its own

@@ -18,8 +18,9 @@ the faster of the two is its rate. Extraction's floor is the cell's transformed 
 rate; the flow's (training and scoring) is its counted FLOPs (``torch.utils.flop_counter`` on
 one training step and one scoring batch) at this machine's fp32 matmul rate, measured before
 and after the cell, the faster of the two (a 2048^3 ``torch.mm`` on all threads; and bf16 where
-the CPU has native bf16, AVX512-BF16 or AMX). The cell's floor is their sum. The backbone's counted FLOPs at the matmul rate are
-printed too, for reading older profiles (a depthwise-separable backbone never reaches it). It
+the CPU has native bf16, AVX512-BF16 or AMX). The cell's floor is their sum. The backbone's
+counted FLOPs at the matmul rate are printed too, for reading older profiles (a
+depthwise-separable backbone never reaches it). It
 prints the CPU model and flags, threads and engine, and as its last line
 
     cell <wall> s / floor <floor> s = <ratio>x, AUROC <auroc>
@@ -208,6 +209,7 @@ def main(data_root, suite_name, category, preset, backbone, seed, set_, engine_s
     kept.append((ImageCache, "load_compact", clock.wrap(ImageCache, "load_compact", "decode")))
     kept.append((bank, "prepare_batch", clock.wrap(
         bank, "prepare_batch", "transform", count=lambda images, *a, **k: len(images))))
+
     def transformed(engine, images, samples, params, *a, **k):
         return params.shape[0] * params.shape[1]
 

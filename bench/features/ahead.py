@@ -47,9 +47,9 @@ class Part:
 
 class FeaturesAhead:
     """A thread that extracts ``parts`` in order on one engine stream until ``stop``; ``take``
-    gives a part's finished images. Runs only where the engine has more than one stream (one of
-    them is then a fair share of the cores; an engine that runs as one call on every thread
-    would compete with the training for all of them)."""
+    gives a part's finished images. ``features_ahead`` starts one only where the engine has
+    more than one stream (one of them is then a fair share of the cores; an engine that runs
+    as one call on every thread would compete with the training for all of them)."""
 
     def __init__(self, engine: Engine, images: ImageCache, config: FeatureConfig,
                  parts: list[Part], threads: int):
