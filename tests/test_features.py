@@ -231,6 +231,26 @@ def test_normalised_scales_into_buffers_equal_new_ones():
     torch.testing.assert_close(fresh[0], expected, atol=1e-6, rtol=0)
 
 
+@pytest.mark.parametrize("rotation, downscale", [("bilinear", "bilinear"),
+                                                  ("bicubic", "bicubic"), ("nearest", "area")])
+def test_batches_prepared_in_reused_temporaries_are_the_same_numbers(rotation, downscale):
+    """``prepare_batch`` with one ``Scratch`` over batches of other shapes and transforms (quarter
+    turns among them) gives what fresh tensors give, bit for bit."""
+    from bench.features.transforms import Scratch, draw_transforms, prepare_batch
+
+    config = FeatureConfig(photometric=True, rotation_interpolation=rotation,
+                           downscale_mode=downscale)
+    scratch, rng = Scratch(), np.random.default_rng(2)
+    for batch, channels, size in [(6, 1, 32), (6, 3, 32), (4, 1, 32), (6, 1, 24), (6, 1, 32)]:
+        images = (torch.rand(batch, channels, size, size) * 255).to(torch.uint8)
+        params = draw_transforms(config, batch, rng)
+        params[:2, 0] = [90.0, 270.0]
+        scales = (size, size // 2, size // 4)
+        fresh = prepare_batch(images, params, config, scales)
+        reused = prepare_batch(images, params, config, scales, scratch=scratch)
+        assert all(torch.equal(a, b) for a, b in zip(fresh, reused))
+
+
 def test_the_faster_grid_and_normalisation_give_the_same_numbers_bit_for_bit():
     """The rotation grid and the normalisation, as written before they were made faster."""
     from bench.features.transforms import (

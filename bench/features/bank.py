@@ -26,7 +26,7 @@ from bench.data.base import Sample
 from bench.data.imagecache import RECIPE, ImageCache
 from bench.features.engines import Engine
 from bench.features.extractor import extractor_scales
-from bench.features.transforms import prepare_batch
+from bench.features.transforms import Scratch, prepare_batch
 from bench.progress import progress as progress_bar
 from bench.store.atomic import atomic_path, set_aside_unreadable
 
@@ -90,6 +90,7 @@ def _batches(images: ImageCache, samples: Sequence[Sample], params: np.ndarray,
     scales = extractor_scales(config)
     pending: list[np.ndarray] = []
     slots: list[int] = []
+    scratch = Scratch()  # this generator's thread alone prepares its batches
 
     def prepared():
         idx = np.array(slots)
@@ -97,7 +98,8 @@ def _batches(images: ImageCache, samples: Sequence[Sample], params: np.ndarray,
         if buffers is not None and held is None:
             return None  # stopped
         with torch.inference_mode():
-            scaled = prepare_batch(stack_uint8(pending), flat_params[idx], config, scales, held)
+            scaled = prepare_batch(stack_uint8(pending), flat_params[idx], config, scales, held,
+                                   scratch)
         pending.clear()
         slots.clear()
         return idx, scaled, held
