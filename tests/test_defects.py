@@ -53,6 +53,35 @@ def test_defects_stay_in_the_region_they_are_given():
         assert ys.mean() < 24 and xs.mean() < 24
 
 
+def test_texture_recipes_change_the_fine_texture_and_keep_the_shading():
+    """``worn`` scales the region's fine texture by its gain and leaves its blur; ``grain``
+    turns vertical stripes into horizontal ones inside its region."""
+    from scipy import ndimage
+
+    _, xx = np.mgrid[0:96, 0:96]
+    stripes = (120 + 30 * np.sin(xx * 1.3)).astype(np.float32)  # vertical stripes
+    canvas = Canvas(stripes, np.ones(stripes.shape, bool), lambda r: stripes)
+
+    def texture_energy(image: np.ndarray, mask: np.ndarray) -> float:
+        return float(np.abs(image - ndimage.gaussian_filter(image, 2.0))[mask].mean())
+
+    for gain in (0.0, 2.0):
+        recipe = parse_recipe(f"worn/sigma=0.02:0.02/roughened=1/stronger={gain}:{gain}")
+        out, mask = recipe.make(canvas, np.random.default_rng(0))
+        inner = ndimage.binary_erosion(mask, iterations=4)
+        assert inner.sum() > 50
+        ratio = texture_energy(out, inner) / texture_energy(stripes, inner)
+        assert abs(ratio - max(gain, 0.05)) < 0.2, (gain, ratio)
+        blur = ndimage.gaussian_filter
+        assert np.abs(blur(out, 6.0) - blur(stripes, 6.0))[inner].mean() < 3  # shading kept
+    out, mask = parse_recipe("grain/opacity=1:1/sigma=0.03:0.03").make(canvas, np.random.default_rng(1))
+    inner = ndimage.binary_erosion(mask, iterations=4)
+    across = np.abs(np.diff(out, axis=1))[inner[:, 1:]]
+    along = np.abs(np.diff(out, axis=0))[inner[1:]]
+    assert along.mean() > 3 * across.mean()  # the stripes now run across the region
+    assert np.array_equal(out[~mask], stripes[~mask])
+
+
 def test_poisson_blend_keeps_the_border_and_the_sources_laplacian():
     rng = np.random.default_rng(0)
     target, source = rng.uniform(0, 255, (9, 12)), rng.uniform(0, 255, (9, 12))

@@ -8,7 +8,8 @@ The built-in recipes (one module each, registered on import):
 - ``nsa``: a patch of another normal image, Poisson-blended (Schlüter et al., ECCV 2022);
 - ``perlin``: Perlin-noise regions filled with texture of another normal image at a drawn
   opacity (Zavrtanik et al., DRAEM, ICCV 2021);
-- ``faint``: small faint defects like real ones: ``crack``, ``pit``, ``uneven``.
+- ``faint``: small faint defects like real ones: ``crack``, ``pit``, ``uneven``;
+- ``texture``: the fine texture of a region changed, its shading kept: ``worn``, ``grain``.
 
 A recipe is named on the command line (``--recipes``) by its name, with parameters after
 slashes (``perlin/opacity=0.1:0.4``); a plugin by ``module.path:Class`` or through the entry
@@ -25,7 +26,14 @@ from __future__ import annotations
 import dataclasses
 import typing
 
-from bench.data.defects import classic, cutpaste, faint, nsa, perlin  # noqa: F401 (registers)
+from bench.data.defects import (  # noqa: F401 (registers)
+    classic,
+    cutpaste,
+    faint,
+    nsa,
+    perlin,
+    texture,
+)
 from bench.data.defects.base import Canvas, Recipe, RecipeParams
 from bench.data.defects.registry import RECIPES, recipe_class, register_recipe
 from bench.errors import BenchError
