@@ -91,7 +91,8 @@ def grid_from(cos: torch.Tensor, sin: torch.Tensor, coords: torch.Tensor,
     (y, -x), times the sine, computed straight in the (B, size, size, 2) layout
     ``grid_sample`` reads instead of stacked from two components: the numbers of
     ``cos * x + sin * y`` and ``cos * y - sin * x`` bit for bit, one copy fewer (in
-    ``scratch``'s tensors when given)."""
+    ``scratch``'s tensors when given, which keeps the axes of each size: give it only with
+    ``pixel_centres(size)``, as ``rotation_grid`` does)."""
     size = coords.shape[0]
 
     def axes() -> torch.Tensor:
@@ -102,8 +103,8 @@ def grid_from(cos: torch.Tensor, sin: torch.Tensor, coords: torch.Tensor,
         along, across = axes()
         grid = along * cos.view(-1, 1, 1, 1)
         return grid.add_(across * sin.view(-1, 1, 1, 1))
-    # the same coordinates a batch: kept under the size (and the values, for other ``coords``)
-    along, across = scratch.kept(f"axes{size}:{hash(tuple(coords.tolist()))}", axes)
+    # kept under the size: with a scratch, ``coords`` are always ``rotation_grid``'s centres
+    along, across = scratch.kept(f"axes{size}", axes)
     shape = (cos.shape[0], size, size, 2)
     grid = torch.mul(along, cos.view(-1, 1, 1, 1), out=scratch.tensor("grid", shape))
     return grid.add_(torch.mul(across, sin.view(-1, 1, 1, 1), out=scratch.tensor("turn", shape)))
