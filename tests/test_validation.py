@@ -183,3 +183,28 @@ def test_a_mix_is_its_recipes_own_copies_in_turn(synthetic_root, tmp_path):
     for j, sample in enumerate(defects):
         alone = both.by_recipe[mix.recipes[j % len(mix.recipes)]][j]
         assert sample.path == alone.path and sample.mask_path == alone.mask_path
+
+
+def test_recipe_mix_measures_how_far_an_assembled_mix_lies_from_the_mix_scored():
+    """recipe_mix.py's check of its own assumption: 0 when the study's default mix is exactly its
+    recipes' copies in turn, the largest score difference when it is not."""
+    import importlib.util
+    from pathlib import Path
+
+    from bench.report.trust import Unit
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "recipe_mix.py"
+    spec = importlib.util.spec_from_file_location("recipe_mix_check", script)
+    recipe_mix = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(recipe_mix)
+    mix = MIXES[DEFAULT_MIX]
+    rng = np.random.default_rng(0)
+    singles = {r: rng.random((2, 8)) for r in mix.recipes}  # 2 points x 8 held-out images
+    scored = np.stack([singles[mix.recipes[j % len(mix.recipes)]][:, j] for j in range(8)], 1)
+    unit = Unit(rng.random((2, 5)), np.array([0, 0, 1, 1, 1]), rng.random((2, 8)),
+                {mix.name: scored, **singles})
+    study = {"recipes": [mix.name, *mix.recipes], "units": [unit]}
+    assert recipe_mix.assembly_gap(study) == 0.0
+    scored[1, 3] += 0.25
+    assert recipe_mix.assembly_gap(study) == pytest.approx(0.25)
+    assert recipe_mix.assembly_gap({**study, "recipes": [mix.name, *mix.recipes[1:]]}) is None
