@@ -71,8 +71,15 @@ VALIDATION_MIX_ORIGIN = (
     "v2): cutpaste + coarse grain + pit + uneven 0.645 mean tau-b, v2 0.634, cutpaste + grain + "
     "pit + uneven 0.611: mixes with grain keep PatchCore's agreement, within noise of v2; "
     "tuned on ELPV (cutpaste + uneven) and judged on MTD 0.26, regret 0.8; tuned on MTD "
-    "(cutpaste) and judged on ELPV -0.09, regret 0.0 (median 0.969). Still no mix changed: "
-    "DifferNet's study with the same pool is to be run before one is chosen. "
+    "(cutpaste) and judged on ELPV -0.09, regret 0.0 (median 0.969). DifferNet's grid with the "
+    "same pool (seed 0; v2 0.29, grain 0.47, coarse grain 0.42, crack 0.33 as before; cutpaste "
+    "0.24, uneven 0.20, pit -0.02, worn 0.02), recipe_mix.py over the three studies (assembly "
+    "exact on all three): cutpaste + grain + coarse grain + uneven, mean tau-b 0.536 (PatchCore "
+    "MTD 0.51, regret 0.0, median 0.885; ELPV 0.55, 0.8, 0.863; DifferNet 0.56 [0.02, 0.69], "
+    "0.0, 0.844); cross: tuned on MTD (crack + grain: PatchCore 0.75, DifferNet 0.51) judged on "
+    "ELPV 0.09, regret 0.0; tuned on ELPV (cutpaste + uneven) judged on MTD 0.26 (PatchCore) "
+    "and 0.29 (DifferNet), regret 0.8 and 0.0. Still no mix changed: the candidate meets the "
+    "in-sample figures on both methods, the cross figures do not carry. "
     "Brackets: 95 % image bootstrap intervals (1000 resamples)."
 )
 

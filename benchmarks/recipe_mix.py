@@ -8,9 +8,10 @@ Every study under ``RESULTS/agreement/studies/`` scored the same pool of single 
 after the fact, exactly as ``--validation synthetic`` would score it: image j of a mix of k
 recipes is recipe ``j mod k``'s copy of held-out image j (for methods that score each image
 alone, PatchCore, PaDiM, CS-Flow, the very scores; DifferNet draws its test transforms by an
-image's position in the list, so its scores would differ by that draw). The script prints, per
-study, how far the default mix scored as it is lies from the same mix assembled from its singles
-(0 on PatchCore's MTD and ELPV studies of v2).
+image's position in the list, and image j has the same position in every recipe's list, so its
+scores too). The script prints, per study, how far the default mix scored as it is lies from the
+same mix assembled from its singles (0 on PatchCore's MTD and ELPV studies of v2 and on
+DifferNet's MTD study).
 
 The criterion, fixed before any study was looked at:
 
