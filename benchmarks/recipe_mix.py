@@ -169,6 +169,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--bootstrap", type=int, default=1000)
     args = parser.parse_args(argv)
     studies = load_studies(args.results_dir)
+    if not studies:
+        raise SystemExit(f"no agreement study under {args.results_dir / 'agreement'}: run "
+                         "`bench.py agreement ... --recipes <the pool>` into that folder first")
     datasets = sorted({s["dataset"] for s in studies})
     from bench.data.defects.mixes import MIXES
 
