@@ -98,6 +98,18 @@ class SpatialConfig(BackboneConfig):
     stages: tuple[int, ...] | None = None
 
 
+def padded_input(config: Any) -> str | None:
+    """What is wrong when a config decodes its images smaller than the crop it asks for (the
+    crop then pads them with black borders, e.g. ``resize=224`` under a 320 px preset), or
+    None."""
+    resize, size = getattr(config, "resize", None), getattr(config, "image_size", None)
+    if resize is None or size is None or resize >= size:
+        return None
+    return (f"resize={resize} is smaller than image_size={size}, so the centre crop pads every "
+            f"image with black borders; set both, e.g. image_size={resize} resize={resize} "
+            "(no crop) or image_size=224 resize=256 (the paper's crop).")
+
+
 REDUCED_PRESETS = frozenset({"fast", "cpu", "tiny"})
 
 # The one preset rule. A method declares the presets it has (``register_method(presets=...)``,
@@ -257,6 +269,7 @@ def differences_from_paper(config: Any) -> dict[str, Any]:
 
 __all__ = [
     "BackboneConfig", "FeatureConfig", "KNOWN_PRESETS", "SpatialConfig", "PRESET_FALLBACK",
+    "padded_input",
     "REDUCED_PRESETS", "RUNTIME_FIELDS", "applied_preset",
     "check_override_types", "config_from_dict", "config_hash", "config_to_dict",
     "differences_from_paper", "field_types", "resolve_config", "toml_literal", "type_name",

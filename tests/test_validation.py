@@ -152,6 +152,25 @@ def test_the_select_command_runs_from_the_command_line(synthetic_root, tmp_path)
     assert result.exit_code == 0 and "chosen by validation AUROC" in result.output, result.output
 
 
+def test_select_refuses_a_point_that_pads_its_images(synthetic_root, tmp_path):
+    """resize alone under a 320 px preset decodes at 224 and pads to 320: select says so and
+    how to fix it before anything runs; with both sizes given the point is fine."""
+    from click.testing import CliRunner
+
+    from baselines.padim import PaDiMConfig
+    from bench.cli import cli
+    from bench.config import padded_input
+
+    args = ["select", "--suite", "smoke", "--methods", "padim", "--categories", "blobs",
+            "--preset", "fast", "--backbone", "random", "--data-root", str(synthetic_root),
+            "--results-dir", str(tmp_path), "--no-progress", "--grid"]
+    result = CliRunner().invoke(cli, [*args, "resize=224"])
+    assert result.exit_code != 0 and "black borders" in result.output, result.output
+    assert not (tmp_path / "selection").exists()
+    assert padded_input(PaDiMConfig(image_size=224, resize=224)) is None
+    assert padded_input(PaDiMConfig(image_size=224, resize=None)) is None
+
+
 def test_a_recipes_scores_do_not_depend_on_the_recipes_asked_for_beside_it(synthetic_root,
                                                                           tmp_path):
     """DifferNet draws its test transforms by an image's place in the list: each recipe's copy

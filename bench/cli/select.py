@@ -87,6 +87,7 @@ def select_command(suite_name: str, grid: tuple[str, ...], grid_file: Path | Non
     shown = result.table.drop(columns=["point"]).rename(
         columns={"mean": "val_auroc", "std": "val_std"})
     click.echo(text_table(shown))
-    chosen = ", ".join(f"{k}={v}" for k, v in result.chosen.items())
+    chosen = (", ".join(f"{k}={v}" for k, v in result.chosen.items())
+              or "the preset as it is (no value changed)")
     click.echo(f"chosen by validation AUROC (test set never scored): {chosen}")
     click.echo(f"wrote {result.csv} and {result.json}")

@@ -21,6 +21,7 @@ from typing import Any
 
 import pandas as pd
 
+from bench.config import padded_input
 from bench.errors import BenchError
 from bench.run.cells import preflight
 from bench.run.runner import RunOptions, run_cells
@@ -94,6 +95,9 @@ def select(suite: Suite, grid: dict[str, list[Any]] | list[dict[str, Any]], resu
     fields = list(dict.fromkeys(k for p in variants.values() for k in p))
     suite = dataclasses.replace(suite, variants=variants, validation="synthetic")
     cells = plan(suite, data_root=data_root)
+    for cell in cells:  # a value chosen on padded images would be chosen on an artefact
+        if padded := padded_input(cell.config):
+            raise BenchError(f"select: point {cell.variant} of {cell.method}: {padded}")
     preflight(cells, check_test=False)
     results = ResultsStore(results_dir)
     store = results.selection()

@@ -14,7 +14,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.config import applied_preset, config_hash, differences_from_paper, resolve_config
+from bench.config import (
+    applied_preset,
+    config_hash,
+    differences_from_paper,
+    padded_input,
+    resolve_config,
+)
 from bench.data import dataset_categories, ensure_dataset, get_spec
 from bench.data.folder import is_category_dir
 from bench.data.validation import resolve_validation
@@ -199,6 +205,8 @@ def plan(suite: Suite, *, data_root: Path | None = None) -> list[Cell]:
                 if spec.uses_backbone and suite.backbone:
                     overrides["backbone"] = suite.backbone
                 config = resolve_for_dataset(method, suite.preset, suite.dataset, overrides)
+                if (padded := padded_input(config)) and category == categories[0]:
+                    log.warning("%s%s: %s", method, f" ({variant})" if variant else "", padded)
                 departures = paper_departures(method, suite.dataset, config)
                 backbone = getattr(config, "backbone", None) if spec.uses_backbone else None
                 preset_applied = applied_preset(spec.presets, suite.preset)
