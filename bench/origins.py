@@ -117,7 +117,8 @@ _CSFLOW_V2 = (
 )
 # Again on mix v3 (`bench.py select --suite mtd --methods csflow --preset fast --backbone
 # efficientnet_lite0 --seeds 0 --grid-file bench/suites/grids/select-csflow.toml`; 10:41 on a
-# 2-core EPYC; its top-50 point is the preset's own now); no point's test AUROC was seen.
+# 2-core EPYC; its top-50 point is the preset's own now); of these points' test AUROCs only
+# the preset's own on MTD (91.9) had been seen.
 _CSFLOW_V3 = (
     "Again on mix v3, 6 points: the preset (lr 1e-3, standardised, top-50 score) 0.736, lr "
     "2e-4 0.660, unstandardised 0.718, the mean score 0.747 (chosen), stage 5 0.716. The mixes "
@@ -245,13 +246,13 @@ VALUE_ORIGINS: tuple[ValueOrigin, ...] = (
     # --seeds 0 --grid-file bench/suites/grids/select-padim.toml` on mix v3 (152 held-out
     # normals + 152 v3 defects), validation AUROC: the preset 0.7590; 224 px without the crop
     # 0.7581, with the paper's crop 0.7382; stages 3+5 0.7636; stages 2+3+4 0.7188; 100 random
-    # channels 0.7484 (7:22 for the five DifferNet points, 1:11 for these six, 2-core EPYC).
+    # channels 0.7484 (1:11 on a 2-core EPYC).
     ValueOrigin(
         "feature_strides", (8, 16), ("cpu", "fast"), "validation",
         "PaDiM reads strides 8 and 16 (EfficientNet-Lite0's stages 3 and 5; the paper: 4, 8, 16): "
         "bench.py select on MTD's validation split with mix v3, cpu preset, 6 points: 0.764 vs "
-        "0.759 for the paper's three strides, 0.719 for stages 2+3+4 (a near-tie, broken as "
-        "select breaks it, by the higher value). PaDiM's MTD test AUROC at the earlier preset had "
+        "0.759 for the paper's three strides (a near-tie, broken as select breaks it, by the "
+        "higher value), 0.719 for stages 2+3+4. PaDiM's MTD test AUROC at the earlier preset had "
         "been seen; no other point's. The mix v3 was chosen with MTD and ELPV test labels "
         "(VALIDATION_MIX_ORIGIN).",
         config="PaDiMConfig", mix="v3",
